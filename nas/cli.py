@@ -1,0 +1,252 @@
+"""The ``nas`` command: parses flags into the Python API and prints its results.
+
+Every error the user can fix becomes one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import warnings
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from nas.errors import NasError, UsageError
+from storage import StorageError
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
+                  help="Hardware-aware neural architecture search for image classifiers.")
+# Piped output gets a wide fixed width so block strings are never cut to fit 80 columns.
+out = Console() if sys.stdout.isatty() else Console(width=160)
+err = Console(stderr=True)
+
+StorageOpt = Annotated[Optional[str], typer.Option("--storage", help="database URL [default: $NAS_STORAGE or sqlite:///nas.db]")]
+StudyOpt = Annotated[Optional[str], typer.Option("--study", help="study name [default: the only study]")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+class _ProgressObserver:
+    """A progress bar with trials done, the best value so far and the time left."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("best {task.fields[best]}"), TimeElapsedColumn(),
+                                 TextColumn("left"), TimeRemainingColumn(), console=console)
+        self.task = None
+        self.timeout_s: float | None = None
+        self.started_at = 0.0
+
+    def started(self, study, remaining, timeout_s) -> None:
+        self.timeout_s = timeout_s
+        self.started_at = time.monotonic()
+        total = remaining if remaining is not None else None
+        self.task = self.progress.add_task(study.study_name, total=total, best=self._best(study))
+        self.progress.start()
+
+    @staticmethod
+    def _best(study) -> str:
+        try:
+            if len(study.directions) > 1:
+                return f"front of {len(study.best_trials)}"
+            return f"{study.best_value:.4f}"
+        except ValueError:
+            return "-"
+
+    def trial_finished(self, study, trial) -> None:
+        attrs = trial.user_attrs
+        if trial.state.name == "COMPLETE":
+            line = (f"trial {trial.number}: acc {100 * attrs['accuracy']:.1f}%  {attrs['latency_ms']:.2f} ms  "
+                    f"value {', '.join(f'{v:.4f}' for v in trial.values)}")
+        else:
+            line = f"trial {trial.number}: {trial.state.name} {attrs.get('fail_reason', '')}".rstrip()
+        self.progress.console.print(line)
+        self.progress.update(self.task, advance=1, best=self._best(study))
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+@app.command()
+def search(
+    target_latency: Annotated[str, typer.Option("--target-latency", help="latency target T, e.g. 20ms (us, ms, s)")],
+    space: Annotated[str, typer.Option(help="search space (see `nas spaces`)")] = "mbconv",
+    trials: Annotated[Optional[int], typer.Option(help="finished trials the study should hold [default: 20, or none with --timeout]")] = None,
+    timeout: Annotated[Optional[str], typer.Option(help="stop starting trials after this long, e.g. 30m")] = None,
+    reward: Annotated[str, typer.Option(help="soft | hard | tunas")] = "soft",
+    reward_weight: Annotated[Optional[float], typer.Option(help="latency exponent w (soft/hard) or beta (tunas), <= 0")] = None,
+    objective: Annotated[str, typer.Option(help="reward | pareto (accuracy up, latency down)")] = "reward",
+    sampler: Annotated[Optional[str], typer.Option(help="tpe | nsga2 | random [default: tpe; nsga2 for pareto]")] = None,
+    pruner: Annotated[str, typer.Option(help="median | none")] = "median",
+    seed: Annotated[int, typer.Option(help="sampler seed")] = 0,
+    seed_arch: Annotated[Optional[list[str]], typer.Option("--seed-arch", help="enqueue a paper network first (repeatable)")] = None,
+    data: Annotated[str, typer.Option(help="digits | mnist | a folder of class sub-folders")] = "digits",
+    epochs: Annotated[int, typer.Option(help="proxy training epochs")] = 4,
+    batch_size: Annotated[int, typer.Option(help="proxy training batch size")] = 32,
+    proxy_resolution: Annotated[int, typer.Option(help="proxy training image size")] = 16,
+    resolution: Annotated[int, typer.Option(help="latency input size (RGB)")] = 224,
+    threads: Annotated[int, typer.Option(help="CPU threads for latency")] = 1,
+    top: Annotated[int, typer.Option(help="best architectures to print")] = 3,
+    storage: StorageOpt = None,
+    study: Annotated[Optional[str], typer.Option(help="study name [default: SPACE-Tms-REWARD]")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search SPACE for the most accurate network that meets the latency target on this machine."""
+    from nas.config import DEFAULT_TRIALS, SearchConfig
+    from nas.latency import LatencySettings
+    from nas.proxy import ProxySettings
+    from nas.search import run_search
+    from nas.units import parse_duration_s, parse_latency_ms
+
+    import optuna
+
+    timeout_s = parse_duration_s(timeout) if timeout is not None else None
+    config = SearchConfig(
+        target_latency_ms=parse_latency_ms(target_latency), space=space,
+        trials=trials if trials is not None else (None if timeout_s else DEFAULT_TRIALS), timeout_s=timeout_s,
+        reward=reward, reward_weight=reward_weight, objective=objective, sampler=sampler, pruner=pruner,
+        seed=seed, storage=storage, study=study, seed_archs=tuple(seed_arch or ()), data=data,
+        latency=LatencySettings(resolution=resolution, threads=threads),
+        proxy=ProxySettings(epochs=epochs, batch_size=batch_size, resolution=proxy_resolution),
+    )
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress bar reports each trial
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    observer = _ProgressObserver(err) if not as_json else None
+    try:
+        result = run_search(config, observer, top=top)
+    except KeyboardInterrupt:
+        if observer:
+            observer.stop()
+        err.print("interrupted: every finished trial is stored; run the same command to resume")
+        raise typer.Exit(130) from None
+    finally:
+        if observer:
+            observer.stop()
+    best = [{"rank": i, **record.to_dict(), "reward": score} for i, (score, record) in enumerate(result.best, 1)]
+    if as_json:
+        _print_json({"study": result.study_name, "storage": result.storage_url, "ran": result.ran,
+                     "counts": result.counts, "wall_s": result.wall_s, "best": best})
+        return
+    from nas.render import block_table, ranking_table
+
+    out.print(f"study {result.study_name!r}: {result.ran} trial(s) run now in {result.wall_s:.0f} s; "
+              f"stored: {', '.join(f'{n} {k.lower()}' for k, n in result.counts.items())}")
+    if result.ran == 0 and config.trials is not None:
+        out.print(f"the study already holds {config.trials} finished trials; pass a larger --trials to search on")
+    if result.best:
+        out.print(ranking_table(result.best, f"best by {config.reward_fn.describe()}, T = {config.target_latency_ms:g} ms",
+                                config.target_latency_ms))
+        score, record = result.best[0]
+        out.print(block_table(record.genotype, f"best: trial {record.number}"))
+    out.print(f"open in the dashboard:  optuna-dashboard {result.storage_url}")
+
+
+@app.command()
+def spaces(as_json: JsonOpt = False) -> None:
+    """List the search spaces and how many architectures each holds."""
+    from search_spaces import SPACES
+
+    rows = [{"name": s.name, "description": s.description, "stages": len(s.skeleton), "size": s.size,
+             "ops": list(s.ops)} for s in SPACES.values()]
+    if as_json:
+        _print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title="search spaces")
+    for column in ("name", "stages", "architectures", "ops", "description"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["name"], str(r["stages"]), f"{r['size']:.3g}", ", ".join(r["ops"]), r["description"])
+    out.print(table)
+
+
+@app.command()
+def trials(storage: StorageOpt = None, study: StudyOpt = None, as_json: JsonOpt = False) -> None:
+    """List a study's trials with accuracy, latency, params and MACs."""
+    from nas.results import load_study, trial_records
+
+    loaded = load_study(storage, study)
+    records = trial_records(loaded)
+    if as_json:
+        _print_json({"study": loaded.study_name, "study_attrs": loaded.user_attrs,
+                     "trials": [r.to_dict() for r in records]})
+        return
+    from nas.render import trials_table
+
+    out.print(trials_table(records, f"study {loaded.study_name!r}"))
+
+
+@app.command()
+def best(
+    top: Annotated[int, typer.Option(help="how many")] = 5,
+    target_latency: Annotated[Optional[str], typer.Option("--target-latency", help="re-score for another target, e.g. 15ms")] = None,
+    reward: Annotated[Optional[str], typer.Option(help="re-score with another reward: soft | hard | tunas")] = None,
+    storage: StorageOpt = None,
+    study: StudyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rank stored trials, re-scored from stored accuracy and latency (nothing is retrained)."""
+    from nas.results import load_study, rank, study_reward
+    from nas.units import parse_latency_ms
+
+    target = parse_latency_ms(target_latency) if target_latency else None
+    if top < 1:
+        raise UsageError(f"--top must be >= 1, got {top}")
+    loaded = load_study(storage, study)
+    scoring = study_reward(loaded, target, reward)
+    ranked = rank(loaded, scoring, top)
+    if as_json:
+        _print_json({"study": loaded.study_name, "target_latency_ms": scoring.target_ms, "reward": scoring.kind,
+                     "best": [{"rank": i, **r.to_dict(), "reward": s} for i, (s, r) in enumerate(ranked, 1)]})
+        return
+    from nas.render import ranking_table
+
+    if not ranked:
+        out.print(f"study {loaded.study_name!r} has no completed trial yet")
+        return
+    out.print(ranking_table(ranked, f"{loaded.study_name}: best by {scoring.describe()}, T = {scoring.target_ms:g} ms",
+                            scoring.target_ms))
+
+
+@app.command()
+def show(
+    ref: Annotated[str, typer.Argument(help="a paper network name, a trial number, or an architecture JSON file")],
+    resolution: Annotated[int, typer.Option(help="input size for MACs")] = 224,
+    storage: StorageOpt = None,
+    study: StudyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print an architecture's blocks with its params and MACs."""
+    from nas.metrics import count_macs, count_params
+    from nas.render import block_rows, block_table, fmt_count
+    from nas.results import resolve_architecture
+    from search_spaces import build_model
+
+    if not 32 <= resolution <= 1024:
+        raise UsageError(f"--resolution must be between 32 and 1024, got {resolution}")
+    label, genotype = resolve_architecture(ref, storage, study)
+    params = count_params(build_model(genotype))
+    macs = count_macs(genotype, resolution)
+    if as_json:
+        _print_json({"name": label, **genotype.to_dict(), "params": params, "macs": macs,
+                     "resolution": resolution, "blocks": block_rows(genotype)})
+        return
+    out.print(block_table(genotype, label))
+    out.print(f"params {fmt_count(params)} ({params:,}), MACs {fmt_count(macs)} at {resolution}x{resolution}")
+
+
+def main() -> None:
+    """Entry point: user-fixable errors print one line and exit 2."""
+    try:
+        app()
+    except (NasError, StorageError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

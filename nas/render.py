@@ -1,0 +1,70 @@
+"""Rich tables for people; the same data goes out as JSON under the storage contract's names."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from nas.results import TrialRecord
+from search_spaces import Genotype
+
+_OP_NAMES = {"ds": "DS", "dsa": "DS+act", "ir": "MBConv", "er": "FusedMB", "cn": "Conv"}
+
+
+def fmt_count(n: int | None) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}k"
+
+
+def fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def block_rows(genotype: Genotype) -> list[dict]:
+    """One row per block string, with what each option means."""
+    rows = []
+    for stage_index, (stage, strings) in enumerate(zip(genotype.stages, genotype.arch_def)):
+        for block, text in zip(stage, strings):
+            rows.append({
+                "stage": stage_index, "block": text, "op": _OP_NAMES[block.type], "repeats": block.repeats,
+                "kernel": block.kernel, "stride": block.stride, "expansion": block.expansion,
+                "out_chs": block.out_chs, "se_ratio": block.se_ratio or 0.0, "act": block.act or genotype.act,
+                "skip": block.skip is not False and block.type != "dsa",
+            })
+    return rows
+
+
+def block_table(genotype: Genotype, title: str) -> Table:
+    table = Table(title=title)
+    for column in ("stage", "block string", "op", "r", "k", "s", "e", "c", "se", "act", "skip"):
+        table.add_column(column, justify="left" if column in ("block string", "op", "act") else "right")
+    for row in block_rows(genotype):
+        table.add_row(str(row["stage"]), row["block"], row["op"], str(row["repeats"]), str(row["kernel"]),
+                      str(row["stride"]), f"{row['expansion']:g}", str(row["out_chs"]), f"{row['se_ratio']:g}",
+                      row["act"], "yes" if row["skip"] else "no")
+    table.caption = (f"stem {genotype.stem_size} ch, head {genotype.num_features or 'none'}, "
+                     f"{genotype.family} family, default act {genotype.act}")
+    return table
+
+
+def trials_table(records: list[TrialRecord], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("#", "state", "reward", "acc %", "latency ms", "± ms", "params", "MACs", "note"):
+        table.add_column(column, justify="left" if column in ("state", "note") else "right")
+    for r in records:
+        note = r.fail_reason or (f"seed {r.seed_arch}" if r.seed_arch else "")
+        table.add_row(str(r.number), r.state, fmt(r.reward, ".4f"),
+                      fmt(None if r.accuracy is None else 100 * r.accuracy, ".1f"), fmt(r.latency_ms, ".2f"),
+                      fmt(r.latency_spread_ms, ".2f"), fmt_count(r.params), fmt_count(r.macs), note)
+    return table
+
+
+def ranking_table(ranked: list[tuple[float, TrialRecord]], title: str, target_ms: float) -> Table:
+    table = Table(title=title)
+    for column in ("rank", "trial", "reward", "acc %", "latency ms", "meets target", "params", "MACs", "arch"):
+        table.add_column(column, justify="left" if column == "arch" else "right")
+    for position, (score, r) in enumerate(ranked, 1):
+        table.add_row(str(position), str(r.number), f"{score:.4f}", f"{100 * r.accuracy:.1f}",
+                      f"{r.latency_ms:.2f}", "yes" if r.latency_ms <= target_ms else "no",
+                      fmt_count(r.params), fmt_count(r.macs), r.seed_arch or "searched")
+    return table

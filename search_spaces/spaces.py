@@ -1,0 +1,138 @@
+"""MnasNet's factorized hierarchical search space, sampled through Optuna's ``suggest_*``.
+
+Each stage of a skeleton gets its own op, kernel, SE ratio, activation, skip, width and depth;
+all blocks of a stage share them (MnasNet, section 4.1). Parameter names are stable
+(``s{i}_{choice}``) so that studies stay comparable and resumable across versions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from search_spaces.blocks import Block, decode
+from search_spaces.genotype import Genotype
+from search_spaces.seeds import MOBILENETV2_SKELETON
+
+
+class Suggester(Protocol):
+    """The part of ``optuna.Trial`` a space needs (kept structural: we import no Optuna here)."""
+
+    def suggest_categorical(self, name: str, choices: Sequence) -> object: ...
+
+
+# op name -> (block type, expansion ratio)
+OPS = {"ds": ("ds", None), "mb1": ("ir", 1.0), "mb3": ("ir", 3.0), "mb6": ("ir", 6.0), "conv": ("cn", None)}
+
+
+def _round8(channels: float) -> int:
+    """Nearest multiple of 8, never below 8 (MobileNet's channel rounding)."""
+    return max(8, int(channels + 4) // 8 * 8)
+
+
+@dataclass(frozen=True)
+class FactorizedSpace:
+    """Per-stage choices over a fixed skeleton of (repeats, stride, channels)."""
+
+    name: str
+    description: str
+    skeleton: tuple[tuple[int, int, int], ...]  # (repeats, stride, out channels) per stage
+    ops: tuple[str, ...]
+    kernels: tuple[int, ...]
+    se_ratios: tuple[float, ...]
+    acts: tuple[str, ...]
+    skips: tuple[bool, ...]  # True = identity residual where shapes allow, False = none
+    widths: tuple[float, ...]
+    layer_deltas: tuple[int, ...]
+    stem_size: int
+    num_features: int
+
+    def _choices(self, stage: int) -> dict[str, tuple]:
+        return {
+            "op": self.ops, "kernel": self.kernels, "se": self.se_ratios, "act": self.acts,
+            "skip": self.skips, "width": self.widths, "layers": self._layer_choices(stage),
+        }
+
+    def _layer_choices(self, stage: int) -> tuple[int, ...]:
+        """Depth deltas that leave at least one block (duplicates would skew the sampler)."""
+        repeats = self.skeleton[stage][0]
+        return tuple(d for d in self.layer_deltas if repeats + d >= 1)
+
+    @property
+    def size(self) -> int:
+        """How many distinct genotypes the space holds."""
+        return math.prod(
+            math.prod(len(c) for c in self._choices(i).values()) for i in range(len(self.skeleton))
+        )
+
+    def sample(self, trial: Suggester) -> Genotype:
+        stages = []
+        for i, (repeats, stride, channels) in enumerate(self.skeleton):
+            pick = {k: trial.suggest_categorical(f"s{i}_{k}", list(v)) for k, v in self._choices(i).items()}
+            block_type, exp_ratio = OPS[pick["op"]]  # type: ignore[index]
+            block = Block(
+                type=block_type,
+                repeats=repeats + pick["layers"],  # type: ignore[operator]
+                kernel=pick["kernel"],  # type: ignore[arg-type]
+                stride=stride,
+                out_chs=_round8(channels * pick["width"]),  # type: ignore[operator]
+                exp_ratio=exp_ratio,
+                se_ratio=pick["se"] or None,  # type: ignore[arg-type]
+                act=pick["act"],  # type: ignore[arg-type]
+                skip=None if pick["skip"] else False,
+            )
+            if block.type == "cn" and block.se_ratio is not None:
+                block = block.with_(se_ratio=None)  # timm's ConvBnAct has no SE
+            stages.append((block,))
+        return Genotype(stages=tuple(stages), stem_size=self.stem_size, num_features=self.num_features,
+                        act="relu")
+
+
+def _skeleton(arch_def: Sequence[Sequence[str]]) -> tuple[tuple[int, int, int], ...]:
+    blocks = [decode(stage[0]) for stage in arch_def]
+    return tuple((b.repeats, b.stride, b.out_chs) for b in blocks)
+
+
+_MNAS_CHOICES = dict(
+    kernels=(3, 5), se_ratios=(0.0, 0.25), acts=("relu", "hard_swish"), skips=(True, False),
+    widths=(0.75, 1.0, 1.25), layer_deltas=(-1, 0, 1),
+)
+
+SPACES: dict[str, FactorizedSpace] = {
+    space.name: space
+    for space in (
+        FactorizedSpace(
+            name="mbconv",
+            description="MnasNet space on the 7-stage MobileNetV2 skeleton",
+            skeleton=_skeleton(MOBILENETV2_SKELETON),
+            ops=("ds", "mb1", "mb3", "mb6"),
+            stem_size=32, num_features=1280, **_MNAS_CHOICES,  # type: ignore[arg-type]
+        ),
+        FactorizedSpace(
+            name="mbconv-conv",
+            description="mbconv plus regular 3x3/5x5 convolution as an op",
+            skeleton=_skeleton(MOBILENETV2_SKELETON),
+            ops=("ds", "mb1", "mb3", "mb6", "conv"),
+            stem_size=32, num_features=1280, **_MNAS_CHOICES,  # type: ignore[arg-type]
+        ),
+        FactorizedSpace(
+            name="tiny",
+            description="3 narrow stages, for tests and smoke runs",
+            skeleton=((1, 1, 8), (1, 2, 16), (1, 2, 24)),
+            ops=("ds", "mb3"),
+            kernels=(3, 5), se_ratios=(0.0, 0.25), acts=("relu", "hard_swish"), skips=(True,),
+            widths=(1.0,), layer_deltas=(0, 1),
+            stem_size=8, num_features=64,
+        ),
+    )
+}
+
+
+def get_space(name: str) -> FactorizedSpace:
+    """Look a space up by name; the error lists the valid ones."""
+    try:
+        return SPACES[name]
+    except KeyError:
+        raise ValueError(f"unknown space {name!r}; valid spaces: {', '.join(SPACES)}") from None

@@ -1,0 +1,19 @@
+import pytest
+import timm
+
+from search_spaces import SEED_NAMES, build_model, seed_architecture
+
+
+def _params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", SEED_NAMES)
+def test_seed_architecture_has_timms_parameter_count(name):
+    assert len(SEED_NAMES) == 8
+    assert _params(build_model(seed_architecture(name))) == _params(timm.create_model(name))
+
+
+def test_unknown_seed_lists_the_known_names():
+    with pytest.raises(ValueError, match="mobilenetv2_100"):
+        seed_architecture("resnet9000")

@@ -1,0 +1,54 @@
+import math
+
+import optuna
+import pytest
+
+from search_spaces import SPACES, build_model, get_space
+
+
+def _sample(space_name, seed, n, sampler_cls=optuna.samplers.TPESampler):
+    study = optuna.create_study(sampler=sampler_cls(seed=seed))
+    space = get_space(space_name)
+    out = []
+    for _ in range(n):
+        trial = study.ask()
+        out.append(space.sample(trial))
+        study.tell(trial, 0.0)
+    return out
+
+
+@pytest.mark.parametrize("sampler_cls", [optuna.samplers.TPESampler, optuna.samplers.RandomSampler])
+def test_sampling_is_deterministic_under_a_seed(sampler_cls):
+    first, again, other = (_sample("mbconv", s, 6, sampler_cls) for s in (7, 7, 8))
+    assert first == again
+    assert first != other
+
+
+def test_parameter_names_are_stable():
+    study = optuna.create_study()
+    trial = study.ask()
+    get_space("mbconv").sample(trial)
+    assert set(trial.params) == {f"s{i}_{k}" for i in range(7)
+                                 for k in ("op", "kernel", "se", "act", "skip", "width", "layers")}
+
+
+def test_size_counts_distinct_choices():
+    tiny = get_space("tiny")
+    # 3 stages x (2 ops x 2 kernels x 2 se x 2 acts x 1 skip x 1 width x 2 depths)
+    assert tiny.size == 32 ** 3
+    mbconv = get_space("mbconv")
+    per_stage = 4 * 2 * 2 * 2 * 2 * 3
+    depth_choices = [2 if r == 1 else 3 for r, _, _ in mbconv.skeleton]
+    assert mbconv.size == math.prod(per_stage * d for d in depth_choices)
+
+
+def test_sampled_architectures_build_and_respect_the_space():
+    for genotype in _sample("mbconv", 3, 5, optuna.samplers.RandomSampler):
+        assert len(genotype.stages) == 7
+        assert all(b.out_chs % 8 == 0 and b.repeats >= 1 for s in genotype.stages for b in s)
+        assert sum(p.numel() for p in build_model(genotype).parameters()) > 0
+
+
+def test_unknown_space_lists_valid_ones():
+    with pytest.raises(ValueError, match=", ".join(SPACES)):
+        get_space("nope")
