@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from nas.errors import NasError, UsageError
 from storage import StorageError
@@ -39,17 +39,31 @@ class _ProgressObserver:
     def __init__(self, console: Console) -> None:
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("best {task.fields[best]}"), TimeElapsedColumn(),
-                                 TextColumn("left"), TimeRemainingColumn(), console=console)
+                                 TextColumn("{task.fields[left]}"), console=console)
         self.task = None
+        self.remaining: int | None = None
         self.timeout_s: float | None = None
         self.started_at = 0.0
+        self.done = 0
 
     def started(self, study, remaining, timeout_s) -> None:
-        self.timeout_s = timeout_s
-        self.started_at = time.monotonic()
-        total = remaining if remaining is not None else None
-        self.task = self.progress.add_task(study.study_name, total=total, best=self._best(study))
+        self.remaining, self.timeout_s, self.started_at = remaining, timeout_s, time.monotonic()
+        self.task = self.progress.add_task(study.study_name, total=remaining, best=self._best(study),
+                                           left=self._left())
         self.progress.start()
+
+    def _left(self) -> str:
+        """Estimated time left: mean trial time x trials left, capped by --timeout."""
+        elapsed = time.monotonic() - self.started_at
+        budgets = []
+        if self.remaining is not None and self.done:
+            budgets.append(elapsed / self.done * (self.remaining - self.done))
+        if self.timeout_s is not None:
+            budgets.append(max(0.0, self.timeout_s - elapsed))
+        if not budgets:
+            return "left -"
+        seconds = int(min(budgets))
+        return f"left {seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
     @staticmethod
     def _best(study) -> str:
@@ -61,6 +75,7 @@ class _ProgressObserver:
             return "-"
 
     def trial_finished(self, study, trial) -> None:
+        self.done += 1
         attrs = trial.user_attrs
         if trial.state.name == "COMPLETE":
             line = (f"trial {trial.number}: acc {100 * attrs['accuracy']:.1f}%  {attrs['latency_ms']:.2f} ms  "
@@ -68,7 +83,7 @@ class _ProgressObserver:
         else:
             line = f"trial {trial.number}: {trial.state.name} {attrs.get('fail_reason', '')}".rstrip()
         self.progress.console.print(line)
-        self.progress.update(self.task, advance=1, best=self._best(study))
+        self.progress.update(self.task, advance=1, best=self._best(study), left=self._left())
 
     def stop(self) -> None:
         self.progress.stop()
@@ -122,8 +137,6 @@ def search(
     try:
         result = run_search(config, observer, top=top)
     except KeyboardInterrupt:
-        if observer:
-            observer.stop()
         err.print("interrupted: every finished trial is stored; run the same command to resume")
         raise typer.Exit(130) from None
     finally:

@@ -57,9 +57,9 @@ class SearchConfig:
         for name in self.seed_archs:
             if name not in SEED_NAMES:
                 raise UsageError(f"--seed-arch: unknown architecture {name!r}; known: {', '.join(SEED_NAMES)}")
-        if self.data not in BUILTIN and not self.data:
+        if not self.data:
             raise UsageError(f"--data: give a built-in dataset ({', '.join(BUILTIN)}) or a folder")
-        self.reward_fn  # validates reward kind, target and weight
+        self.reward_fn  # noqa: B018 -- building the reward validates its kind, target and weight
 
     @property
     def reward_fn(self) -> Reward:

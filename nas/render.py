@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from nas.results import TrialRecord
-from search_spaces import Genotype
+from search_spaces import Block, Genotype
 
 _OP_NAMES = {"ds": "DS", "dsa": "DS+act", "ir": "MBConv", "er": "FusedMB", "cn": "Conv"}
 
@@ -20,6 +20,13 @@ def fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _allows_skip(block: Block) -> bool:
+    """timm's rule: conv blocks skip only when asked, DS+act never, the others unless 'noskip'."""
+    if block.type == "cn":
+        return block.skip is True
+    return block.type != "dsa" and block.skip is not False
+
+
 def block_rows(genotype: Genotype) -> list[dict]:
     """One row per block string, with what each option means."""
     rows = []
@@ -29,7 +36,7 @@ def block_rows(genotype: Genotype) -> list[dict]:
                 "stage": stage_index, "block": text, "op": _OP_NAMES[block.type], "repeats": block.repeats,
                 "kernel": block.kernel, "stride": block.stride, "expansion": block.expansion,
                 "out_chs": block.out_chs, "se_ratio": block.se_ratio or 0.0, "act": block.act or genotype.act,
-                "skip": block.skip is not False and block.type != "dsa",
+                "skip": _allows_skip(block),
             })
     return rows
 

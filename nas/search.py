@@ -104,6 +104,9 @@ def open_search_study(config: SearchConfig, storage, device: dict, dataset: str)
     if existing is None:
         for key, value in attrs.items():
             study.set_user_attr(key, value)
+        warm_start = get_space(config.space).reference_params()
+        if warm_start is not None:
+            study.enqueue_trial(warm_start, user_attrs={"warm_start": config.space})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(["accuracy", "latency_ms"] if config.objective == "pareto" else ["reward"])

@@ -48,6 +48,7 @@ class FactorizedSpace:
     layer_deltas: tuple[int, ...]
     stem_size: int
     num_features: int
+    reference_ops: tuple[str, ...] | None = None  # the skeleton network's own op per stage
 
     def _choices(self, stage: int) -> dict[str, tuple]:
         return {
@@ -66,6 +67,17 @@ class FactorizedSpace:
         return math.prod(
             math.prod(len(c) for c in self._choices(i).values()) for i in range(len(self.skeleton))
         )
+
+    def reference_params(self) -> dict[str, object] | None:
+        """Optuna parameters that sample the skeleton network itself: a search's warm start,
+        so that it begins from the hand-designed network it is meant to beat."""
+        if self.reference_ops is None:
+            return None
+        params: dict[str, object] = {}
+        for i, op in enumerate(self.reference_ops):
+            choice = {"op": op, "kernel": 3, "se": 0.0, "act": "relu", "skip": True, "width": 1.0, "layers": 0}
+            params.update({f"s{i}_{k}": v for k, v in choice.items()})
+        return params
 
     def sample(self, trial: Suggester) -> Genotype:
         stages = []
@@ -95,6 +107,7 @@ def _skeleton(arch_def: Sequence[Sequence[str]]) -> tuple[tuple[int, int, int], 
     return tuple((b.repeats, b.stride, b.out_chs) for b in blocks)
 
 
+_MBV2_OPS = ("ds",) + ("mb6",) * 6
 _MNAS_CHOICES = dict(
     kernels=(3, 5), se_ratios=(0.0, 0.25), acts=("relu", "hard_swish"), skips=(True, False),
     widths=(0.75, 1.0, 1.25), layer_deltas=(-1, 0, 1),
@@ -108,14 +121,14 @@ SPACES: dict[str, FactorizedSpace] = {
             description="MnasNet space on the 7-stage MobileNetV2 skeleton",
             skeleton=_skeleton(MOBILENETV2_SKELETON),
             ops=("ds", "mb1", "mb3", "mb6"),
-            stem_size=32, num_features=1280, **_MNAS_CHOICES,  # type: ignore[arg-type]
+            stem_size=32, num_features=1280, reference_ops=_MBV2_OPS, **_MNAS_CHOICES,  # type: ignore[arg-type]
         ),
         FactorizedSpace(
             name="mbconv-conv",
             description="mbconv plus regular 3x3/5x5 convolution as an op",
             skeleton=_skeleton(MOBILENETV2_SKELETON),
             ops=("ds", "mb1", "mb3", "mb6", "conv"),
-            stem_size=32, num_features=1280, **_MNAS_CHOICES,  # type: ignore[arg-type]
+            stem_size=32, num_features=1280, reference_ops=_MBV2_OPS, **_MNAS_CHOICES,  # type: ignore[arg-type]
         ),
         FactorizedSpace(
             name="tiny",
@@ -124,7 +137,7 @@ SPACES: dict[str, FactorizedSpace] = {
             ops=("ds", "mb3"),
             kernels=(3, 5), se_ratios=(0.0, 0.25), acts=("relu", "hard_swish"), skips=(True,),
             widths=(1.0,), layer_deltas=(0, 1),
-            stem_size=8, num_features=64,
+            stem_size=8, num_features=64, reference_ops=("ds", "mb3", "mb3"),
         ),
     )
 }

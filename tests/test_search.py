@@ -47,7 +47,8 @@ def test_storage_contract_on_every_backend(storage_url):
         assert 0.0 <= attrs["accuracy"] <= 1.0 and attrs["latency_ms"] > 0 and attrs["macs"] > 0
         assert attrs["latency_spread_ms"] >= 0 and attrs["device"] == study.user_attrs["device"]
         assert trial.value == pytest.approx(config.reward_fn(attrs["accuracy"], attrs["latency_ms"]))
-    assert study.trials[0].user_attrs["seed_arch"] == "mobilenetv3_small_100"
+    assert study.trials[0].user_attrs["warm_start"] == "tiny"  # the skeleton network comes first
+    assert study.trials[1].user_attrs["seed_arch"] == "mobilenetv3_small_100"
 
 
 def test_diverging_trials_are_stored_as_fail_and_the_search_goes_on(tmp_path):

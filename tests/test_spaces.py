@@ -52,3 +52,12 @@ def test_sampled_architectures_build_and_respect_the_space():
 def test_unknown_space_lists_valid_ones():
     with pytest.raises(ValueError, match=", ".join(SPACES)):
         get_space("nope")
+
+
+def test_reference_params_sample_the_skeleton_network():
+    space = get_space("mbconv")
+    genotype = space.sample(optuna.trial.FixedTrial(space.reference_params()))
+    assert genotype.arch_def == [
+        ["ds_r1_k3_s1_c16_nre"], ["ir_r2_k3_s2_e6_c24_nre"], ["ir_r3_k3_s2_e6_c32_nre"], ["ir_r4_k3_s2_e6_c64_nre"],
+        ["ir_r3_k3_s1_e6_c96_nre"], ["ir_r3_k3_s2_e6_c160_nre"], ["ir_r1_k3_s1_e6_c320_nre"],
+    ]
