@@ -61,7 +61,7 @@ def main() -> None:
     for r in rows:
         table.add_row(r["name"], f"{r['reward']:.4f}", f"{100 * r['accuracy']:.1f}", f"{r['latency_ms']:.2f}",
                       f"{r['latency_spread_ms']:.2f}", f"{r['params'] / 1e6:.2f}", f"{r['macs'] / 1e6:.0f}")
-    Console().print(table)
+    Console(width=120).print(table)
     print(f"saved {path}")
 
 

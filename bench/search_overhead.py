@@ -108,7 +108,7 @@ def main() -> None:
     table.add_row("bare Optuna trial", f"{bare_s:.4f}", f"{100 * bare_s / trial_s:.2f}%")
     table.add_row("nas overhead (sample+build+store)", f"{nas_s:.4f}", f"{100 * nas_s / trial_s:.2f}%")
     table.add_row("whole trial", f"{trial_s:.3f}", "100%")
-    Console().print(table)
+    Console(width=120).print(table)
     print(f"target < 2%: {'met' if figures['meets_target'] else 'MISSED'}; saved {path}")
 
 
