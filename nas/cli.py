@@ -151,7 +151,7 @@ def search(
 
     out.print(f"study {result.study_name!r}: {result.ran} trial(s) run now in {result.wall_s:.0f} s; "
               f"stored: {', '.join(f'{n} {k.lower()}' for k, n in result.counts.items())}")
-    if result.ran == 0 and config.trials is not None:
+    if result.ran == 0 and config.trials is not None and not result.counts.get("RUNNING"):
         out.print(f"the study already holds {config.trials} finished trials; pass a larger --trials to search on")
     if result.best:
         out.print(ranking_table(result.best, f"best by {config.reward_fn.describe()}, T = {config.target_latency_ms:g} ms",

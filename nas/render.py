@@ -54,12 +54,18 @@ def block_table(genotype: Genotype, title: str) -> Table:
     return table
 
 
+def _origin(record: TrialRecord) -> str:
+    if record.seed_arch:
+        return record.seed_arch
+    return f"{record.warm_start} skeleton" if record.warm_start else "searched"
+
+
 def trials_table(records: list[TrialRecord], title: str) -> Table:
     table = Table(title=title)
     for column in ("#", "state", "reward", "acc %", "latency ms", "± ms", "params", "MACs", "note"):
         table.add_column(column, justify="left" if column in ("state", "note") else "right")
     for r in records:
-        note = r.fail_reason or (f"seed {r.seed_arch}" if r.seed_arch else "")
+        note = r.fail_reason or ("" if _origin(r) == "searched" else _origin(r))
         table.add_row(str(r.number), r.state, fmt(r.reward, ".4f"),
                       fmt(None if r.accuracy is None else 100 * r.accuracy, ".1f"), fmt(r.latency_ms, ".2f"),
                       fmt(r.latency_spread_ms, ".2f"), fmt_count(r.params), fmt_count(r.macs), note)
@@ -73,5 +79,5 @@ def ranking_table(ranked: list[tuple[float, TrialRecord]], title: str, target_ms
     for position, (score, r) in enumerate(ranked, 1):
         table.add_row(str(position), str(r.number), f"{score:.4f}", f"{100 * r.accuracy:.1f}",
                       f"{r.latency_ms:.2f}", "yes" if r.latency_ms <= target_ms else "no",
-                      fmt_count(r.params), fmt_count(r.macs), r.seed_arch or "searched")
+                      fmt_count(r.params), fmt_count(r.macs), _origin(r))
     return table

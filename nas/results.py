@@ -38,6 +38,7 @@ class TrialRecord:
     network: dict[str, Any] | None
     device: dict[str, Any] | None
     seed_arch: str | None
+    warm_start: str | None  # the space whose skeleton network this trial is
     fail_reason: str | None
 
     @classmethod
@@ -49,7 +50,8 @@ class TrialRecord:
             accuracy=attrs.get("accuracy"), latency_ms=attrs.get("latency_ms"),
             latency_spread_ms=attrs.get("latency_spread_ms"), params=attrs.get("params"),
             macs=attrs.get("macs"), arch_def=attrs.get("arch_def"), network=attrs.get("network"),
-            device=attrs.get("device"), seed_arch=attrs.get("seed_arch"), fail_reason=attrs.get("fail_reason"),
+            device=attrs.get("device"), seed_arch=attrs.get("seed_arch"), warm_start=attrs.get("warm_start"),
+            fail_reason=attrs.get("fail_reason"),
         )
 
     @property

@@ -27,6 +27,8 @@ from search_spaces import Genotype, build_model, get_space, seed_architecture
 from storage import open_optuna_storage, resolve_url
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+INTERRUPTED = "interrupted"
+_REPLAY_ATTRS = ("seed_arch", "warm_start")  # what an enqueued trial needs to be run again
 HEARTBEAT_S = 30
 # settings a resumed study must share with the command, or its trials would not compare
 _STUDY_KEYS = ("space", "target_latency_ms", "reward", "reward_weight", "dataset", "device")
@@ -141,6 +143,22 @@ def _report(trial: optuna.Trial, value: float, epoch: int) -> bool:
     return trial.should_prune()
 
 
+def spent_budget(study: optuna.Study) -> int:
+    """Trials that count against ``--trials``: an interrupted or killed trial does not (it is run
+    again); one whose architecture failed does, or a failing space would loop forever."""
+    return sum(
+        t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        or (t.state == TrialState.FAIL and t.user_attrs.get("fail_reason", INTERRUPTED) != INTERRUPTED)
+        for t in study.get_trials(deepcopy=False, states=FINISHED)
+    )
+
+
+def _enqueue_again(trial: optuna.Trial) -> None:
+    """Queue an interrupted trial's architecture so that the resumed search runs it first."""
+    attrs = {k: v for k, v in trial.user_attrs.items() if k in _REPLAY_ATTRS}
+    trial.study.enqueue_trial(trial.params, user_attrs=attrs)
+
+
 def make_objective(config: SearchConfig, device: dict) -> Callable[[optuna.Trial], float | tuple[float, float]]:
     space = get_space(config.space)
     reward = config.reward_fn
@@ -180,9 +198,11 @@ def make_objective(config: SearchConfig, device: dict) -> Callable[[optuna.Trial
 
             accuracy = train_proxy(genotype, data, config.proxy, on_epoch)
         except (Exception, KeyboardInterrupt) as err:
-            if not isinstance(err, optuna.TrialPruned):
-                reason = "interrupted" if isinstance(err, KeyboardInterrupt) else f"{type(err).__name__}: {err}"
-                trial.set_user_attr("fail_reason", reason[:500])
+            if isinstance(err, KeyboardInterrupt):
+                trial.set_user_attr("fail_reason", INTERRUPTED)
+                _enqueue_again(trial)
+            elif not isinstance(err, optuna.TrialPruned):
+                trial.set_user_attr("fail_reason", f"{type(err).__name__}: {err}"[:500])
             raise
         finally:
             trial.set_user_attr("timings_s", watch.seconds)
@@ -203,12 +223,13 @@ def run_search(config: SearchConfig, observer: SearchObserver | None = None, top
     study = open_search_study(config, storage, device, data.name)
     enqueue_seeds(study, config.seed_archs)
     finished_before = len(study.get_trials(deepcopy=False, states=FINISHED))
-    remaining = None if config.trials is None else max(0, config.trials - finished_before)
+    remaining = None if config.trials is None else max(0, config.trials - spent_budget(study))
     if observer is not None:
         observer.started(study, remaining, config.timeout_s)
     callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = []
     if config.trials is not None:
-        callbacks.append(MaxTrialsCallback(config.trials, states=FINISHED))
+        # other workers on the same study stop together once the budget is met
+        callbacks.append(MaxTrialsCallback(config.trials, states=(TrialState.COMPLETE, TrialState.PRUNED)))
     if observer is not None:
         callbacks.append(observer.trial_finished)
     if remaining != 0:

@@ -78,17 +78,20 @@ def open_optuna_storage(url: str, *, heartbeat_interval: int | None = None):
     """An Optuna ``RDBStorage`` on ``url``, checked first; creates Optuna's tables if absent.
 
     With a heartbeat, a trial whose process died (kill -9, power loss) is marked FAIL by the
-    next worker instead of staying RUNNING forever.
+    next worker instead of staying RUNNING forever, and queued once more to be run again.
     """
     import optuna  # deferred: importing Optuna costs ~1 s, and `check_url` callers need none of it
 
     parsed = check_url(url)
-    heartbeat = {}
-    if heartbeat_interval:
-        heartbeat = {"heartbeat_interval": heartbeat_interval, "grace_period": 3 * heartbeat_interval}
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat is stable in use
+        with warnings.catch_warnings():  # heartbeat and its retry callback are marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            heartbeat = {}
+            if heartbeat_interval:
+                heartbeat = {
+                    "heartbeat_interval": heartbeat_interval, "grace_period": 3 * heartbeat_interval,
+                    "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+                }
             return optuna.storages.RDBStorage(
                 parsed.render_as_string(hide_password=False), engine_kwargs=_engine_kwargs(parsed), **heartbeat
             )

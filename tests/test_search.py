@@ -4,6 +4,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import time
 
 import optuna
 import pytest
@@ -162,3 +163,29 @@ def test_bad_input_gets_one_line_and_exit_2(nas_cli, args, message):
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert (nas_cli.cwd / "notes.txt").read_text() == "keep me"
+
+
+def test_ctrl_c_stores_the_trial_as_interrupted_and_the_resume_runs_it_again(nas_cli):
+    base = ["search", "--space", "tiny", "--target-latency", "2ms", "--trials", "1"]
+    proc = subprocess.Popen([*NAS, *base, "--epochs", "60"], cwd=nas_cli.cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    db = nas_cli.cwd / "nas.db"
+
+    def training() -> bool:  # latency stored: the trial is in its proxy training
+        try:
+            with sqlite3.connect(db) as conn:
+                return conn.execute("select count(*) from trial_user_attributes where key='latency_ms'").fetchone()[0] > 0
+        except sqlite3.OperationalError:
+            return False
+
+    wait_for(lambda: db.exists() and training(), timeout=120)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "run the same command to resume" in err and "Traceback" not in err
+    first = nas_cli.json("trials")["trials"]
+    assert [(t["state"], t["fail_reason"]) for t in first] == [("FAIL", "interrupted"), ("WAITING", None)]
+    nas_cli(*base, "--epochs", "1")
+    final = nas_cli.json("trials")["trials"]
+    assert [t["state"] for t in final] == ["FAIL", "COMPLETE"]  # the interrupted one is not counted
+    assert final[1]["arch_def"] == first[0]["arch_def"]  # ... and its architecture ran again
