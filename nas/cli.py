@@ -33,6 +33,11 @@ def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+def _ranked_json(ranked) -> list[dict[str, Any]]:
+    """Ranked trials under the storage contract's names; ``reward`` is the (re-)score."""
+    return [{"rank": i, **record.to_dict(), "reward": score} for i, (score, record) in enumerate(ranked, 1)]
+
+
 class _ProgressObserver:
     """A progress bar with trials done, the best value so far and the time left."""
 
@@ -142,10 +147,9 @@ def search(
     finally:
         if observer:
             observer.stop()
-    best = [{"rank": i, **record.to_dict(), "reward": score} for i, (score, record) in enumerate(result.best, 1)]
     if as_json:
         _print_json({"study": result.study_name, "storage": result.storage_url, "ran": result.ran,
-                     "counts": result.counts, "wall_s": result.wall_s, "best": best})
+                     "counts": result.counts, "wall_s": result.wall_s, "best": _ranked_json(result.best)})
         return
     from nas.render import block_table, ranking_table
 
@@ -156,7 +160,7 @@ def search(
     if result.best:
         out.print(ranking_table(result.best, f"best by {config.reward_fn.describe()}, T = {config.target_latency_ms:g} ms",
                                 config.target_latency_ms))
-        score, record = result.best[0]
+        _, record = result.best[0]
         out.print(block_table(record.genotype, f"best: trial {record.number}"))
     out.print(f"open in the dashboard:  optuna-dashboard {result.storage_url}")
 
@@ -218,7 +222,7 @@ def best(
     ranked = rank(loaded, scoring, top)
     if as_json:
         _print_json({"study": loaded.study_name, "target_latency_ms": scoring.target_ms, "reward": scoring.kind,
-                     "best": [{"rank": i, **r.to_dict(), "reward": s} for i, (s, r) in enumerate(ranked, 1)]})
+                     "best": _ranked_json(ranked)})
         return
     from nas.render import ranking_table
 

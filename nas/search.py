@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 import optuna
@@ -17,7 +17,7 @@ from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.config import SearchConfig
-from nas.data import load_proxy_data
+from nas.data import ProxyData, load_proxy_data
 from nas.errors import StudyError
 from nas.latency import device_fingerprint, measure_latency
 from nas.metrics import count_macs, count_params
@@ -77,8 +77,7 @@ def _study_attrs(config: SearchConfig, device: dict, dataset: str) -> dict[str, 
         "reward_weight": config.reward_weight,
         "dataset": dataset,
         "device": device,
-        "proxy": {"epochs": config.proxy.epochs, "batch_size": config.proxy.batch_size,
-                  "resolution": config.proxy.resolution, "lr": config.proxy.lr, "seed": config.proxy.seed},
+        "proxy": asdict(config.proxy),
     }
 
 
@@ -115,13 +114,12 @@ def open_search_study(config: SearchConfig, storage, device: dict, dataset: str)
     return study
 
 
-def enqueue_seeds(study: optuna.Study, names: tuple[str, ...]) -> list[str]:
+def enqueue_seeds(study: optuna.Study, names: tuple[str, ...]) -> None:
     """Queue the paper networks as starting points, once per study however often resumed."""
     present = {t.user_attrs.get("seed_arch") for t in study.get_trials(deepcopy=False)}
-    queued = [name for name in names if name not in present]
-    for name in queued:
-        study.enqueue_trial({}, user_attrs={"seed_arch": name})
-    return queued
+    for name in names:
+        if name not in present:
+            study.enqueue_trial({}, user_attrs={"seed_arch": name})
 
 
 class _Stopwatch:
@@ -159,10 +157,11 @@ def _enqueue_again(trial: optuna.Trial) -> None:
     trial.study.enqueue_trial(trial.params, user_attrs=attrs)
 
 
-def make_objective(config: SearchConfig, device: dict) -> Callable[[optuna.Trial], float | tuple[float, float]]:
+def make_objective(
+    config: SearchConfig, device: dict, data: ProxyData
+) -> Callable[[optuna.Trial], float | tuple[float, float]]:
     space = get_space(config.space)
     reward = config.reward_fn
-    data = load_proxy_data(config.data, config.proxy.resolution)
     pareto = config.objective == "pareto"
 
     def objective(trial: optuna.Trial) -> float | tuple[float, float]:
@@ -233,7 +232,7 @@ def run_search(config: SearchConfig, observer: SearchObserver | None = None, top
     if observer is not None:
         callbacks.append(observer.trial_finished)
     if remaining != 0:
-        study.optimize(make_objective(config, device), n_trials=remaining, timeout=config.timeout_s,
+        study.optimize(make_objective(config, device, data), n_trials=remaining, timeout=config.timeout_s,
                        catch=(Exception,), callbacks=callbacks)
     trials = study.get_trials(deepcopy=False)
     counts = {state.name: sum(t.state == state for t in trials) for state in TrialState}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from search_spaces import blocks
@@ -32,7 +33,6 @@ class Genotype:
     family: str = "efficientnet"
     act: str = "relu"  # the network's default activation (stem, head, blocks without 'n')
     fix_stem: bool = False
-    _key: str = field(init=False, repr=False, compare=False, hash=False, default="")
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -82,12 +82,10 @@ class Genotype:
     def from_json(cls, text: str) -> Genotype:
         return cls.from_dict(json.loads(text))
 
-    @property
+    @cached_property
     def key(self) -> str:
         """A short stable digest, to spot the same architecture across trials and studies."""
-        if not self._key:
-            object.__setattr__(self, "_key", hashlib.sha1(self.to_json().encode()).hexdigest()[:12])
-        return self._key
+        return hashlib.sha1(self.to_json().encode()).hexdigest()[:12]
 
     # --- derived networks --------------------------------------------------------------------
     @property

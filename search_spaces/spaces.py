@@ -28,7 +28,7 @@ OPS = {"ds": ("ds", None), "mb1": ("ir", 1.0), "mb3": ("ir", 3.0), "mb6": ("ir",
 
 
 def _round8(channels: float) -> int:
-    """Nearest multiple of 8, never below 8 (MobileNet's channel rounding)."""
+    """Nearest multiple of 8, never below 8 (hardware-friendly widths for scaled stages)."""
     return max(8, int(channels + 4) // 8 * 8)
 
 
