@@ -30,8 +30,8 @@ def _allows_skip(block: Block) -> bool:
 def block_rows(genotype: Genotype) -> list[dict]:
     """One row per block string, with what each option means."""
     rows = []
-    for stage_index, (stage, strings) in enumerate(zip(genotype.stages, genotype.arch_def)):
-        for block, text in zip(stage, strings):
+    for stage_index, (stage, strings) in enumerate(zip(genotype.stages, genotype.arch_def, strict=False)):
+        for block, text in zip(stage, strings, strict=False):
             rows.append({
                 "stage": stage_index, "block": text, "op": _OP_NAMES[block.type], "repeats": block.repeats,
                 "kernel": block.kernel, "stride": block.stride, "expansion": block.expansion,

@@ -8,7 +8,6 @@ hold ``arch_def``, ``network``, ``latency_ms``, ``latency_spread_ms``, ``accurac
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.architecture import Architecture, read_architecture
 from nas.errors import StudyError, UsageError
 from nas.reward import Reward
 from search_spaces import SEED_NAMES, Genotype, seed_architecture
@@ -106,10 +106,10 @@ def rank(study: optuna.Study, reward: Reward, top: int | None = None) -> list[tu
     return scored[:top] if top else scored
 
 
-def resolve_architecture(ref: str, storage_url: str | None = None, study: str | None = None) -> tuple[str, Genotype]:
-    """``ref`` is a seed name, a trial number of the study, or a JSON file with ``arch_def``."""
+def resolve_architecture(ref: str, storage_url: str | None = None, study: str | None = None) -> Architecture:
+    """``ref`` is a seed name, a trial number of the study, or an architecture JSON file."""
     if ref in SEED_NAMES:
-        return ref, seed_architecture(ref)
+        return Architecture(ref, seed_architecture(ref))
     if ref.isdigit():
         loaded = load_study(storage_url, study)
         number = int(ref)
@@ -119,13 +119,14 @@ def resolve_architecture(ref: str, storage_url: str | None = None, study: str | 
         record = TrialRecord.from_trial(trials[number])
         if record.genotype is None:
             raise UsageError(f"trial {number} of {loaded.study_name!r} has no architecture ({record.state})")
-        return f"{loaded.study_name}/{number}", record.genotype
+        provenance = {"study": loaded.study_name, "trial": number, "state": record.state, "device": record.device,
+                      "latency_ms": record.latency_ms, "accuracy": record.accuracy, "params": record.params,
+                      "macs": record.macs}
+        resolution = (record.device or {}).get("resolution")
+        return Architecture(f"{loaded.study_name}/{number}", record.genotype, resolution, provenance)
     path = Path(ref)
     if path.is_file():
-        try:
-            return str(path), Genotype.from_dict(json.loads(path.read_text()))
-        except (json.JSONDecodeError, ValueError, TypeError) as err:
-            raise UsageError(f"{path}: not an architecture file: {err}") from None
+        return read_architecture(path)
     raise UsageError(
         f"{ref!r} is not a known architecture, a trial number or a file; known names: {', '.join(SEED_NAMES)}"
     )

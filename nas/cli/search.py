@@ -1,12 +1,7 @@
-"""The ``nas`` command: parses flags into the Python API and prints its results.
-
-Every error the user can fix becomes one line on stderr and exit code 2, never a traceback.
-"""
+"""`nas search` and the commands that read a search back: spaces, trials, best, show."""
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 import warnings
 from typing import Annotated, Any, Optional
@@ -15,22 +10,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from nas.errors import NasError, UsageError
-from storage import StorageError
-
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
-                  help="Hardware-aware neural architecture search for image classifiers.")
-# Piped output gets a wide fixed width so block strings are never cut to fit 80 columns.
-out = Console() if sys.stdout.isatty() else Console(width=160)
-err = Console(stderr=True)
-
-StorageOpt = Annotated[Optional[str], typer.Option("--storage", help="database URL [default: $NAS_STORAGE or sqlite:///nas.db]")]
-StudyOpt = Annotated[Optional[str], typer.Option("--study", help="study name [default: the only study]")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+from nas.cli._common import JsonOpt, StorageOpt, StudyOpt, app, err, out, print_json
+from nas.errors import UsageError
 
 
 def _ranked_json(ranked) -> list[dict[str, Any]]:
@@ -148,7 +129,7 @@ def search(
         if observer:
             observer.stop()
     if as_json:
-        _print_json({"study": result.study_name, "storage": result.storage_url, "ran": result.ran,
+        print_json({"study": result.study_name, "storage": result.storage_url, "ran": result.ran,
                      "counts": result.counts, "wall_s": result.wall_s, "best": _ranked_json(result.best)})
         return
     from nas.render import block_table, ranking_table
@@ -173,7 +154,7 @@ def spaces(as_json: JsonOpt = False) -> None:
     rows = [{"name": s.name, "description": s.description, "stages": len(s.skeleton), "size": s.size,
              "ops": list(s.ops)} for s in SPACES.values()]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     from rich.table import Table
 
@@ -193,7 +174,7 @@ def trials(storage: StorageOpt = None, study: StudyOpt = None, as_json: JsonOpt 
     loaded = load_study(storage, study)
     records = trial_records(loaded)
     if as_json:
-        _print_json({"study": loaded.study_name, "study_attrs": loaded.user_attrs,
+        print_json({"study": loaded.study_name, "study_attrs": loaded.user_attrs,
                      "trials": [r.to_dict() for r in records]})
         return
     from nas.render import trials_table
@@ -221,7 +202,7 @@ def best(
     scoring = study_reward(loaded, target, reward)
     ranked = rank(loaded, scoring, top)
     if as_json:
-        _print_json({"study": loaded.study_name, "target_latency_ms": scoring.target_ms, "reward": scoring.kind,
+        print_json({"study": loaded.study_name, "target_latency_ms": scoring.target_ms, "reward": scoring.kind,
                      "best": _ranked_json(ranked)})
         return
     from nas.render import ranking_table
@@ -236,7 +217,7 @@ def best(
 @app.command()
 def show(
     ref: Annotated[str, typer.Argument(help="a paper network name, a trial number, or an architecture JSON file")],
-    resolution: Annotated[int, typer.Option(help="input size for MACs")] = 224,
+    resolution: Annotated[Optional[int], typer.Option(help="input size for MACs [default: the architecture's, else 224]")] = None,
     storage: StorageOpt = None,
     study: StudyOpt = None,
     as_json: JsonOpt = False,
@@ -247,23 +228,16 @@ def show(
     from nas.results import resolve_architecture
     from search_spaces import build_model
 
-    if not 32 <= resolution <= 1024:
+    if resolution is not None and not 32 <= resolution <= 1024:
         raise UsageError(f"--resolution must be between 32 and 1024, got {resolution}")
-    label, genotype = resolve_architecture(ref, storage, study)
+    arch = resolve_architecture(ref, storage, study)
+    label, genotype = arch.name, arch.genotype
+    resolution = resolution or arch.input_size()
     params = count_params(build_model(genotype))
     macs = count_macs(genotype, resolution)
     if as_json:
-        _print_json({"name": label, **genotype.to_dict(), "params": params, "macs": macs,
-                     "resolution": resolution, "blocks": block_rows(genotype)})
+        print_json({**arch.to_dict(), "params": params, "macs": macs, "resolution": resolution,
+                    "blocks": block_rows(genotype)})
         return
     out.print(block_table(genotype, label))
     out.print(f"params {fmt_count(params)} ({params:,}), MACs {fmt_count(macs)} at {resolution}x{resolution}")
-
-
-def main() -> None:
-    """Entry point: user-fixable errors print one line and exit 2."""
-    try:
-        app()
-    except (NasError, StorageError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)

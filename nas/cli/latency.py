@@ -1,0 +1,1 @@
+"""`nas latency build|validate|predict|devices`: the per-device latency table (issue 3)."""

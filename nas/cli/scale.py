@@ -1,0 +1,1 @@
+"""`nas scale grid|family|show`: EfficientNet compound scaling (issue 4)."""

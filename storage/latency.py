@@ -1,0 +1,155 @@
+"""Latency tables: per-device block latencies, the model calibrated on them, and real checks.
+
+A table belongs to one device fingerprint (CPU model, threads, backend and its version,
+resolution, batch): ``device_key`` hashes it, so a table is never used for another device.
+Entries are committed in batches as they are measured, so an interrupted build resumes where
+it stopped. ``nas_trial_latency`` holds the end-of-search real measurements of trials whose
+latency came from the table (Optuna's finished trials cannot take new attributes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from storage.schema import Base, UTCDateTime, session, utcnow
+
+
+def device_key(fingerprint: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class LatencyTable(Base):
+    __tablename__ = "nas_latency_tables"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_key: Mapped[str] = mapped_column(String(32), unique=True)
+    fingerprint: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LatencyEntry(Base):
+    __tablename__ = "nas_latency_entries"
+    __table_args__ = (UniqueConstraint("table_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    table_id: Mapped[int] = mapped_column(ForeignKey("nas_latency_tables.id"), index=True)
+    key: Mapped[str] = mapped_column(String(512))  # a layer signature, see nas/latency_table.py
+    latency_ms: Mapped[float] = mapped_column(Float)
+    spread_ms: Mapped[float] = mapped_column(Float)
+    load_avg: Mapped[float] = mapped_column(Float)
+    measured_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LatencyModel(Base):
+    """The predictor of one space on one table: its calibration, validation and build time."""
+
+    __tablename__ = "nas_latency_models"
+    __table_args__ = (UniqueConstraint("table_id", "space"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    table_id: Mapped[int] = mapped_column(ForeignKey("nas_latency_tables.id"), index=True)
+    space: Mapped[str] = mapped_column(String(64))
+    build_s: Mapped[float | None] = mapped_column(Float)  # measuring the entries, summed over resumed runs
+    calibration: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    validation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class TrialLatency(Base):
+    __tablename__ = "nas_trial_latency"
+    __table_args__ = (UniqueConstraint("study", "trial"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study: Mapped[str] = mapped_column(String(512), index=True)
+    trial: Mapped[int] = mapped_column(Integer)
+    latency_ms: Mapped[float] = mapped_column(Float)  # measured
+    spread_ms: Mapped[float] = mapped_column(Float)
+    load_avg: Mapped[float] = mapped_column(Float)
+    predicted_ms: Mapped[float | None] = mapped_column(Float)
+    device: Mapped[dict[str, Any]] = mapped_column(JSON)
+    measured_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+def _row(obj: Base) -> dict[str, Any]:
+    return {c.name: getattr(obj, c.name) for c in obj.__table__.columns}
+
+
+def find_table(url: str, fingerprint: dict[str, Any]) -> int | None:
+    """The id of the table for exactly this device, or None."""
+    with session(url) as db:
+        return db.scalar(select(LatencyTable.id).where(LatencyTable.device_key == device_key(fingerprint)))
+
+
+def get_or_create_table(url: str, fingerprint: dict[str, Any]) -> int:
+    found = find_table(url, fingerprint)
+    if found is not None:
+        return found
+    with session(url) as db:
+        table = LatencyTable(device_key=device_key(fingerprint), fingerprint=fingerprint)
+        db.add(table)
+        db.flush()
+        return table.id
+
+
+def load_entries(url: str, table_id: int) -> dict[str, float]:
+    """Entry key -> median latency (ms)."""
+    with session(url) as db:
+        rows = db.execute(select(LatencyEntry.key, LatencyEntry.latency_ms).where(LatencyEntry.table_id == table_id))
+        return {key: latency for key, latency in rows}
+
+
+def add_entries(url: str, table_id: int, entries: list[dict[str, Any]]) -> None:
+    """Store measured entries (dicts with key, latency_ms, spread_ms, load_avg) in one transaction."""
+    with session(url) as db:
+        db.add_all(LatencyEntry(table_id=table_id, **entry) for entry in entries)
+
+
+def load_model(url: str, table_id: int, space: str) -> dict[str, Any] | None:
+    with session(url) as db:
+        model = db.scalar(select(LatencyModel).where(LatencyModel.table_id == table_id, LatencyModel.space == space))
+        return _row(model) if model else None
+
+
+def save_model(url: str, table_id: int, space: str, **fields: Any) -> None:
+    """Create or update the space's model on the table (build_s, calibration, validation)."""
+    with session(url) as db:
+        model = db.scalar(select(LatencyModel).where(LatencyModel.table_id == table_id, LatencyModel.space == space))
+        if model is None:
+            model = LatencyModel(table_id=table_id, space=space)
+            db.add(model)
+        for name, value in fields.items():
+            setattr(model, name, value)
+
+
+def list_tables(url: str) -> list[dict[str, Any]]:
+    """Every table with its entry count and the models (calibration, validation) built on it."""
+    with session(url) as db:
+        tables = []
+        for table in db.scalars(select(LatencyTable).order_by(LatencyTable.id)):
+            count = len(db.scalars(select(LatencyEntry.id).where(LatencyEntry.table_id == table.id)).all())
+            models = [_row(m) for m in db.scalars(select(LatencyModel).where(LatencyModel.table_id == table.id))]
+            tables.append({**_row(table), "entries": count, "models": models})
+        return tables
+
+
+def add_trial_latency(url: str, **fields: Any) -> None:
+    """Store (or replace) the real measurement of one trial (study, trial, latency_ms, ...)."""
+    with session(url) as db:
+        old = db.scalar(select(TrialLatency).where(TrialLatency.study == fields["study"],
+                                                   TrialLatency.trial == fields["trial"]))
+        if old is not None:
+            db.delete(old)
+            db.flush()
+        db.add(TrialLatency(**fields))
+
+
+def trial_latencies(url: str, study: str) -> dict[int, dict[str, Any]]:
+    """Trial number -> its end-of-search real measurement."""
+    with session(url) as db:
+        return {row.trial: _row(row) for row in db.scalars(select(TrialLatency).where(TrialLatency.study == study))}
