@@ -8,13 +8,12 @@ the storage contract's ``arch_def`` key, so timm alone can build it (README show
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nas.errors import UsageError
+from nas.files import replace_atomically
 from search_spaces import Genotype
 
 FORMAT = "nas-architecture/1"
@@ -53,16 +52,4 @@ def read_architecture(path: Path) -> Architecture:
 
 def write_architecture(arch: Architecture, path: Path) -> Path:
     """Write atomically (temporary file, fsync, rename): a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(arch.to_dict(), fh, indent=2)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return replace_atomically(lambda tmp: Path(tmp).write_text(json.dumps(arch.to_dict(), indent=2) + "\n"), path)

@@ -14,6 +14,7 @@ from search_spaces import SEED_NAMES, get_space
 OBJECTIVES = ("reward", "pareto")
 SAMPLERS = ("tpe", "nsga2", "random")
 PRUNERS = ("median", "none")
+LATENCY_MODES = ("auto", "lut", "measure")  # auto: the table when one is built for this device and space
 DEFAULT_TRIALS = 20
 
 
@@ -37,6 +38,7 @@ class SearchConfig:
     seed_archs: tuple[str, ...] = ()
     data: str = "digits"
     latency: LatencySettings = field(default_factory=LatencySettings)
+    latency_mode: str = "auto"
     proxy: ProxySettings = field(default_factory=ProxySettings)
 
     def __post_init__(self) -> None:
@@ -50,6 +52,8 @@ class SearchConfig:
             raise UsageError(f"--sampler: unknown {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
         if self.pruner not in PRUNERS:
             raise UsageError(f"--pruner: unknown {self.pruner!r}; choose one of {', '.join(PRUNERS)}")
+        if self.latency_mode not in LATENCY_MODES:
+            raise UsageError(f"--latency: unknown {self.latency_mode!r}; choose one of {', '.join(LATENCY_MODES)}")
         if self.trials is not None and self.trials < 1:
             raise UsageError(f"--trials must be >= 1, got {self.trials}")
         if self.trials is None and self.timeout_s is None:

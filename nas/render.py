@@ -62,22 +62,22 @@ def _origin(record: TrialRecord) -> str:
 
 def trials_table(records: list[TrialRecord], title: str) -> Table:
     table = Table(title=title)
-    for column in ("#", "state", "reward", "acc %", "latency ms", "± ms", "params", "MACs", "note"):
-        table.add_column(column, justify="left" if column in ("state", "note") else "right")
+    for column in ("#", "state", "reward", "acc %", "latency ms", "± ms", "from", "params", "MACs", "note"):
+        table.add_column(column, justify="left" if column in ("state", "note", "from") else "right")
     for r in records:
         note = r.fail_reason or ("" if _origin(r) == "searched" else _origin(r))
         table.add_row(str(r.number), r.state, fmt(r.reward, ".4f"),
                       fmt(None if r.accuracy is None else 100 * r.accuracy, ".1f"), fmt(r.latency_ms, ".2f"),
-                      fmt(r.latency_spread_ms, ".2f"), fmt_count(r.params), fmt_count(r.macs), note)
+                      fmt(r.latency_spread_ms, ".2f"), r.latency_source or "-", fmt_count(r.params), fmt_count(r.macs), note)
     return table
 
 
 def ranking_table(ranked: list[tuple[float, TrialRecord]], title: str, target_ms: float) -> Table:
     table = Table(title=title)
-    for column in ("rank", "trial", "reward", "acc %", "latency ms", "meets target", "params", "MACs", "arch"):
-        table.add_column(column, justify="left" if column == "arch" else "right")
+    for column in ("rank", "trial", "reward", "acc %", "latency ms", "from", "meets target", "params", "MACs", "arch"):
+        table.add_column(column, justify="left" if column in ("arch", "from") else "right")
     for position, (score, r) in enumerate(ranked, 1):
         table.add_row(str(position), str(r.number), f"{score:.4f}", f"{100 * r.accuracy:.1f}",
-                      f"{r.latency_ms:.2f}", "yes" if r.latency_ms <= target_ms else "no",
+                      f"{r.latency_ms:.2f}", r.latency_source or "-", "yes" if r.latency_ms <= target_ms else "no",
                       fmt_count(r.params), fmt_count(r.macs), _origin(r))
     return table

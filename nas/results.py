@@ -8,7 +8,7 @@ hold ``arch_def``, ``network``, ``latency_ms``, ``latency_spread_ms``, ``accurac
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from nas.architecture import Architecture, read_architecture
 from nas.errors import StudyError, UsageError
 from nas.reward import Reward
 from search_spaces import SEED_NAMES, Genotype, seed_architecture
+from storage import latency as latency_store
 from storage import open_optuna_storage, resolve_url
 
 CONTRACT_FIELDS = ("arch_def", "latency_ms", "latency_spread_ms", "accuracy", "params", "macs", "device")
@@ -32,6 +33,8 @@ class TrialRecord:
     accuracy: float | None
     latency_ms: float | None
     latency_spread_ms: float | None
+    latency_predicted_ms: float | None  # from the device's latency table, when one exists
+    latency_source: str | None  # "measured" in the trial, "lut" (predicted), or "checked" (measured after the search)
     params: int | None
     macs: int | None
     arch_def: list[list[str]] | None
@@ -48,7 +51,9 @@ class TrialRecord:
         return cls(
             number=trial.number, state=trial.state.name, reward=value,
             accuracy=attrs.get("accuracy"), latency_ms=attrs.get("latency_ms"),
-            latency_spread_ms=attrs.get("latency_spread_ms"), params=attrs.get("params"),
+            latency_spread_ms=attrs.get("latency_spread_ms"), latency_predicted_ms=attrs.get("latency_predicted_ms"),
+            latency_source=attrs.get("latency_source", "measured" if "latency_ms" in attrs else None),
+            params=attrs.get("params"),
             macs=attrs.get("macs"), arch_def=attrs.get("arch_def"), network=attrs.get("network"),
             device=attrs.get("device"), seed_arch=attrs.get("seed_arch"), warm_start=attrs.get("warm_start"),
             fail_reason=attrs.get("fail_reason"),
@@ -68,7 +73,7 @@ def load_study(storage_url: str | None, name: str | None) -> optuna.Study:
     """Load ``name``, or the only study in the database when no name is given."""
     url = resolve_url(storage_url)
     storage = open_optuna_storage(url)
-    names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    names = optuna.get_all_study_names(storage)
     if name is None:
         if len(names) == 1:
             name = names[0]
@@ -82,8 +87,19 @@ def load_study(storage_url: str | None, name: str | None) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=storage)
 
 
-def trial_records(study: optuna.Study) -> list[TrialRecord]:
-    return [TrialRecord.from_trial(t) for t in study.get_trials(deepcopy=False)]
+def trial_records(study: optuna.Study, checks: dict[int, dict[str, Any]] | None = None) -> list[TrialRecord]:
+    """The study's trials; ``checks`` (``storage.latency.trial_latencies``) replace a table's
+    predicted latency by the real measurement taken after the search."""
+    records = [TrialRecord.from_trial(t) for t in study.get_trials(deepcopy=False)]
+    if checks:
+        records = [replace(r, latency_ms=checks[r.number]["latency_ms"], latency_spread_ms=checks[r.number]["spread_ms"],
+                           latency_source="checked") if r.number in checks else r for r in records]
+    return records
+
+
+def study_checks(storage_url: str | None, study: optuna.Study) -> dict[int, dict[str, Any]]:
+    """Trials of ``study`` measured for real after a table-predicted search."""
+    return latency_store.trial_latencies(resolve_url(storage_url), study.study_name)
 
 
 def study_reward(study: optuna.Study, target_ms: float | None = None, kind: str | None = None) -> Reward:
@@ -95,11 +111,12 @@ def study_reward(study: optuna.Study, target_ms: float | None = None, kind: str 
     return Reward(kind, target_ms or attrs["target_latency_ms"], weight)
 
 
-def rank(study: optuna.Study, reward: Reward, top: int | None = None) -> list[tuple[float, TrialRecord]]:
+def rank(study: optuna.Study, reward: Reward, top: int | None = None,
+         checks: dict[int, dict[str, Any]] | None = None) -> list[tuple[float, TrialRecord]]:
     """Completed trials re-scored from stored accuracy and latency, best first; nothing retrains."""
     scored = [
         (reward(r.accuracy, r.latency_ms), r)
-        for r in trial_records(study)
+        for r in trial_records(study, checks)
         if r.state == TrialState.COMPLETE.name and r.accuracy is not None and r.latency_ms is not None
     ]
     scored.sort(key=lambda pair: (-pair[0], pair[1].latency_ms))

@@ -18,12 +18,15 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.config import SearchConfig
 from nas.data import ProxyData, load_proxy_data
-from nas.errors import StudyError
+from nas.errors import StudyError, UsageError
 from nas.latency import device_fingerprint, measure_latency
+from nas.latency_table import LatencyPredictor, MissingEntries, describe, find_predictor
 from nas.metrics import count_macs, count_params
+from nas.notes import TrialNotes, upload_architecture
 from nas.proxy import train_proxy
 from nas.results import TrialRecord, rank
 from search_spaces import Genotype, build_model, get_space, seed_architecture
+from storage import latency as latency_store
 from storage import open_optuna_storage, resolve_url
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -41,6 +44,8 @@ class SearchObserver(Protocol):
 
     def trial_finished(self, study: optuna.Study, trial: FrozenTrial) -> None: ...
 
+    def announce(self, message: str) -> None: ...
+
 
 @dataclass(frozen=True)
 class SearchResult:
@@ -50,6 +55,8 @@ class SearchResult:
     counts: dict[str, int]  # the study's trials by state
     wall_s: float
     best: list[tuple[float, TrialRecord]] = field(default_factory=list)
+    latency_source: str = "measured"  # or "lut": trials predicted from the device's latency table
+    checks: list[dict] = field(default_factory=list)  # top trials measured for real at the end (lut)
 
 
 def make_sampler(config: SearchConfig, offset: int) -> optuna.samplers.BaseSampler:
@@ -158,8 +165,11 @@ def _enqueue_again(trial: optuna.Trial) -> None:
 
 
 def make_objective(
-    config: SearchConfig, device: dict, data: ProxyData
+    config: SearchConfig, device: dict, data: ProxyData, url: str, predictor: LatencyPredictor | None = None,
+    use_table: bool = False,
 ) -> Callable[[optuna.Trial], float | tuple[float, float]]:
+    """The trial: sample, build, latency (predicted from ``predictor`` when ``use_table``, else
+    measured; a table's prediction is stored beside a measurement too), proxy-train, score."""
     space = get_space(config.space)
     reward = config.reward_fn
     pareto = config.objective == "pareto"
@@ -174,23 +184,30 @@ def make_objective(
             watch.lap("build_s")
             params, macs = count_params(model), count_macs(genotype, config.latency.resolution)
             watch.lap("count_s")
-            measured = measure_latency(model, config.latency)
+            predicted = _predict(predictor, genotype)
+            if use_table and predicted is not None:
+                latency = {"latency_ms": predicted, "latency_spread_ms": None, "load_avg": None, "latency_source": "lut"}
+            else:
+                measured = measure_latency(model, config.latency)
+                latency = {"latency_ms": measured.latency_ms, "latency_spread_ms": measured.spread_ms,
+                           "load_avg": measured.load_avg, "latency_source": "measured"}
+            latency_ms = latency["latency_ms"]
             del model
             watch.lap("latency_s")
             for key, value in {
                 "arch_def": genotype.arch_def, "network": genotype.network(), "arch_key": genotype.key,
-                "params": params, "macs": macs, "latency_ms": measured.latency_ms,
-                "latency_spread_ms": measured.spread_ms, "load_avg": measured.load_avg, "device": device,
+                "params": params, "macs": macs, **latency, "latency_predicted_ms": predicted, "device": device,
             }.items():
                 trial.set_user_attr(key, value)
             if pareto:  # feasible when <= 0: Optuna's samplers and the dashboard read it
-                trial.set_constraint("latency_ms", measured.latency_ms - config.target_latency_ms)
+                trial.set_constraint("latency_ms", latency_ms - config.target_latency_ms)
+            upload_architecture(trial, url)
             watch.lap("store_s")
 
             def on_epoch(epoch: int, accuracy: float) -> None:
                 watch.lap("train_s")
                 trial.set_user_attr("accuracy", accuracy)
-                prune = not pareto and _report(trial, reward(accuracy, measured.latency_ms), epoch)
+                prune = not pareto and _report(trial, reward(accuracy, latency_ms), epoch)
                 watch.lap("store_s")
                 if prune:
                     raise optuna.TrialPruned(f"pruned after epoch {epoch + 1} at accuracy {accuracy:.4f}")
@@ -206,10 +223,49 @@ def make_objective(
         finally:
             trial.set_user_attr("timings_s", watch.seconds)
         if pareto:
-            return accuracy, measured.latency_ms
-        return reward(accuracy, measured.latency_ms)
+            return accuracy, latency_ms
+        return reward(accuracy, latency_ms)
 
     return objective
+
+
+def _predict(predictor: LatencyPredictor | None, genotype: Genotype) -> float | None:
+    """The table's prediction, or None without a table or for a network outside it (a seed)."""
+    if predictor is None:
+        return None
+    try:
+        return predictor(genotype)
+    except MissingEntries:
+        return None
+
+
+def _latency_table(config: SearchConfig, url: str) -> tuple[LatencyPredictor | None, bool]:
+    """The device's calibrated table for the space, and whether trials take their latency from it."""
+    predictor = find_predictor(url, config.latency, config.space)
+    if config.latency_mode == "lut" and predictor is None:
+        raise UsageError(f"--latency lut: no latency table calibrated for space {config.space!r} on this device "
+                         f"({describe(device_fingerprint(config.latency))}); run `nas latency build --space {config.space}`")
+    return predictor, predictor is not None and config.latency_mode != "measure"
+
+
+def check_top(study: optuna.Study, url: str, config: SearchConfig, top: int) -> list[dict]:
+    """Measure the best ``top`` table-predicted trials for real and store both numbers
+    (``nas_trial_latency``): the table ranks, the device has the last word."""
+    checked = latency_store.trial_latencies(url, study.study_name)
+    device = device_fingerprint(config.latency)
+    results = []
+    for _, record in rank(study, config.reward_fn, top):
+        if record.number not in checked and record.latency_source == "lut":
+            measured = measure_latency(build_model(record.genotype), config.latency)
+            latency_store.add_trial_latency(url, study=study.study_name, trial=record.number, latency_ms=measured.latency_ms,
+                                            spread_ms=measured.spread_ms, load_avg=measured.load_avg,
+                                            predicted_ms=record.latency_predicted_ms, device=device)
+            checked = latency_store.trial_latencies(url, study.study_name)
+        if record.number in checked:
+            row = checked[record.number]
+            results.append({"trial": record.number, "predicted_ms": row["predicted_ms"], "measured_ms": row["latency_ms"],
+                            "spread_ms": row["spread_ms"], "error_pct": 100 * (row["predicted_ms"] / row["latency_ms"] - 1)})
+    return results
 
 
 def run_search(config: SearchConfig, observer: SearchObserver | None = None, top: int = 3) -> SearchResult:
@@ -219,8 +275,14 @@ def run_search(config: SearchConfig, observer: SearchObserver | None = None, top
     url = resolve_url(config.storage)
     storage = open_optuna_storage(url, heartbeat_interval=HEARTBEAT_S)
     device = device_fingerprint(config.latency)
+    predictor, use_table = _latency_table(config, url)
     study = open_search_study(config, storage, device, data.name)
     enqueue_seeds(study, config.seed_archs)
+    if observer is not None:
+        observer.announce(f"latency: predicted from this device's table (calibrated on {predictor.space!r}); the best "
+                          f"{top} are measured for real at the end" if use_table else
+                          "latency: measured for every trial" + (" (the table's prediction is stored beside it)"
+                                                                 if predictor else ""))
     finished_before = len(study.get_trials(deepcopy=False, states=FINISHED))
     remaining = None if config.trials is None else max(0, config.trials - spent_budget(study))
     if observer is not None:
@@ -231,11 +293,14 @@ def run_search(config: SearchConfig, observer: SearchObserver | None = None, top
         callbacks.append(MaxTrialsCallback(config.trials, states=(TrialState.COMPLETE, TrialState.PRUNED)))
     if observer is not None:
         callbacks.append(observer.trial_finished)
+    callbacks.append(TrialNotes())  # each trial's optuna-dashboard note
     if remaining != 0:
-        study.optimize(make_objective(config, device, data), n_trials=remaining, timeout=config.timeout_s,
+        study.optimize(make_objective(config, device, data, url, predictor, use_table), n_trials=remaining, timeout=config.timeout_s,
                        catch=(Exception,), callbacks=callbacks)
     trials = study.get_trials(deepcopy=False)
     counts = {state.name: sum(t.state == state for t in trials) for state in TrialState}
     ran = counts["COMPLETE"] + counts["PRUNED"] + counts["FAIL"] - finished_before
-    best = rank(study, config.reward_fn, top)
-    return SearchResult(study.study_name, url, ran, {k: v for k, v in counts.items() if v}, time.perf_counter() - start, best)
+    checks = check_top(study, url, config, top) if use_table else []
+    best = rank(study, config.reward_fn, top, latency_store.trial_latencies(url, study.study_name))
+    return SearchResult(study.study_name, url, ran, {k: v for k, v in counts.items() if v}, time.perf_counter() - start, best,
+                        "lut" if use_table else "measured", checks)

@@ -7,8 +7,9 @@ all blocks of a stage share them (MnasNet, section 4.1). Parameter names are sta
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -79,6 +80,22 @@ class FactorizedSpace:
             params.update({f"s{i}_{k}": v for k, v in choice.items()})
         return params
 
+    def covering_genotypes(self) -> Iterator[Genotype]:
+        """Networks that together hold every block the space can produce, in every context it
+        can occur in: each stage's every choice after each width of the stage before (the only
+        choice of another stage that changes a block's input). A latency table measures these
+        blocks once instead of whole networks from a space of ~10^20."""
+        base = {f"s{i}_{k}": v[0] for i in range(len(self.skeleton)) for k, v in self._choices(i).items()}
+        for i in range(len(self.skeleton)):
+            choices = self._choices(i)
+            before = self.widths if i > 0 else (None,)
+            for picks in itertools.product(*choices.values()):
+                for width_before in before:
+                    params = {**base, **{f"s{i}_{k}": v for k, v in zip(choices, picks, strict=True)}}
+                    if width_before is not None:
+                        params[f"s{i - 1}_width"] = width_before
+                    yield self.sample(_Fixed(params))
+
     def sample(self, trial: Suggester) -> Genotype:
         stages = []
         for i, (repeats, stride, channels) in enumerate(self.skeleton):
@@ -100,6 +117,16 @@ class FactorizedSpace:
             stages.append((block,))
         return Genotype(stages=tuple(stages), stem_size=self.stem_size, num_features=self.num_features,
                         act="relu")
+
+
+class _Fixed:
+    """A ``Suggester`` that answers from a dict of parameters."""
+
+    def __init__(self, params: dict[str, object]) -> None:
+        self.params = params
+
+    def suggest_categorical(self, name: str, choices: Sequence) -> object:
+        return self.params[name]
 
 
 def _skeleton(arch_def: Sequence[Sequence[str]]) -> tuple[tuple[int, int, int], ...]:

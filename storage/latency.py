@@ -43,6 +43,7 @@ class LatencyEntry(Base):
     latency_ms: Mapped[float] = mapped_column(Float)
     spread_ms: Mapped[float] = mapped_column(Float)
     load_avg: Mapped[float] = mapped_column(Float)
+    params: Mapped[int] = mapped_column(Integer)  # the layer's weights, a calibration feature
     measured_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -97,15 +98,16 @@ def get_or_create_table(url: str, fingerprint: dict[str, Any]) -> int:
         return table.id
 
 
-def load_entries(url: str, table_id: int) -> dict[str, float]:
-    """Entry key -> median latency (ms)."""
+def load_entries(url: str, table_id: int) -> dict[str, tuple[float, int]]:
+    """Entry key -> (median latency in ms, params)."""
     with session(url) as db:
-        rows = db.execute(select(LatencyEntry.key, LatencyEntry.latency_ms).where(LatencyEntry.table_id == table_id))
-        return {key: latency for key, latency in rows}
+        rows = db.execute(select(LatencyEntry.key, LatencyEntry.latency_ms, LatencyEntry.params)
+                          .where(LatencyEntry.table_id == table_id))
+        return {key: (latency, params) for key, latency, params in rows}
 
 
 def add_entries(url: str, table_id: int, entries: list[dict[str, Any]]) -> None:
-    """Store measured entries (dicts with key, latency_ms, spread_ms, load_avg) in one transaction."""
+    """Store measured entries (dicts with key, latency_ms, spread_ms, load_avg, params) in one transaction."""
     with session(url) as db:
         db.add_all(LatencyEntry(table_id=table_id, **entry) for entry in entries)
 
@@ -114,6 +116,12 @@ def load_model(url: str, table_id: int, space: str) -> dict[str, Any] | None:
     with session(url) as db:
         model = db.scalar(select(LatencyModel).where(LatencyModel.table_id == table_id, LatencyModel.space == space))
         return _row(model) if model else None
+
+
+def list_models(url: str, table_id: int) -> list[dict[str, Any]]:
+    with session(url) as db:
+        return [_row(m) for m in db.scalars(select(LatencyModel).where(LatencyModel.table_id == table_id)
+                                             .order_by(LatencyModel.id))]
 
 
 def save_model(url: str, table_id: int, space: str, **fields: Any) -> None:

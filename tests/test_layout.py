@@ -1,4 +1,5 @@
-"""Imports flow one way: nas -> search_spaces/scaling/storage; scaling -> search_spaces."""
+"""Imports flow one way: nas -> search_spaces/scaling/storage/dashboards; dashboards -> storage;
+scaling -> search_spaces."""
 
 import ast
 from pathlib import Path
@@ -12,7 +13,7 @@ ALLOWED = {
     "search_spaces": set(),
     "scaling": {"search_spaces"},
     "dashboards": {"storage"},
-    "nas": {"search_spaces", "scaling", "storage"},
+    "nas": {"search_spaces", "scaling", "storage", "dashboards"},  # the CLI opens the views
 }
 
 

@@ -1,9 +1,10 @@
 import sqlite3
+import uuid
 
 import optuna
 import pytest
 
-from storage import StorageError, check_url, open_optuna_storage, resolve_url
+from storage import StorageError, add_run, check_url, latency, list_runs, open_optuna_storage, resolve_url
 
 
 def test_sqlite_file_is_created_and_holds_optuna_tables(tmp_path):
@@ -47,3 +48,40 @@ def test_postgresql_is_a_real_optuna_storage(postgres_url):
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
     again = optuna.load_study(study_name="pg-check", storage=open_optuna_storage(postgres_url))
     assert len(again.trials) >= 3
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'nas.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def test_latency_tables_on_every_backend(any_url):
+    here, there = {"cpu": "A", "threads": 1, "run": str(uuid.uuid4())}, {"cpu": "B", "threads": 1, "run": str(uuid.uuid4())}
+    table = latency.get_or_create_table(any_url, here)
+    assert latency.get_or_create_table(any_url, here) == table != latency.get_or_create_table(any_url, there)
+    latency.add_entries(any_url, table, [{"key": "k1", "latency_ms": 1.5, "spread_ms": 0.1, "load_avg": 0.2, "params": 10}])
+    with pytest.raises(StorageError):  # one entry per key and table: a resumed build never doubles one
+        latency.add_entries(any_url, table, [{"key": "k1", "latency_ms": 9.9, "spread_ms": 0, "load_avg": 0, "params": 1}])
+    assert latency.load_entries(any_url, table) == {"k1": (1.5, 10)}
+    assert latency.load_entries(any_url, latency.find_table(any_url, there)) == {}
+    latency.save_model(any_url, table, "tiny", build_s=2.0)
+    latency.save_model(any_url, table, "tiny", calibration={"samples": 3})
+    (model,) = latency.list_models(any_url, table)
+    assert model["build_s"] == 2.0 and model["calibration"] == {"samples": 3}
+    study = f"s-{uuid.uuid4()}"
+    for measured in (3.0, 3.3):  # a re-check replaces the row
+        latency.add_trial_latency(any_url, study=study, trial=4, latency_ms=measured, spread_ms=0.1, load_avg=0.5,
+                                  predicted_ms=3.1, device=here)
+    assert latency.trial_latencies(any_url, study)[4]["latency_ms"] == 3.3
+
+
+def test_runs_on_every_backend(any_url):
+    name = f"net-{uuid.uuid4()}"
+    run_id = add_run(any_url, kind="baseline", name=name, study=None, trial=None, architecture={"arch_def": [["ds_r1_k3_s1_c8"]]},
+                     accuracy=0.5, settings={"epochs": 1})
+    rows = [r for r in list_runs(any_url, kind="baseline") if r["name"] == name]
+    assert [r["id"] for r in rows] == [run_id] and rows[0]["architecture"]["arch_def"] == [["ds_r1_k3_s1_c8"]]
+    with pytest.raises(ValueError, match="kind must be one of"):
+        add_run(any_url, kind="nope", name=name, architecture={})

@@ -1,1 +1,214 @@
-"""`nas latency build|validate|predict|devices`: the per-device latency table (issue 3)."""
+"""`nas latency build|validate|predict|devices`: learn a device once, then predict in microseconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from nas.cli._common import JsonOpt, StorageOpt, StudyOpt, app, err, out, print_json
+
+latency_app = typer.Typer(no_args_is_help=True, help="Per-device latency tables: measure every layer once, then predict.")
+app.add_typer(latency_app, name="latency")
+
+BackendOpt = Annotated[str, typer.Option(help="torch (eager, default) | onnxruntime | cuda")]
+ThreadsOpt = Annotated[int, typer.Option(help="CPU threads")]
+SpaceOpt = Annotated[str, typer.Option(help="search space (see `nas spaces`)")]
+
+
+class _Bars:
+    """One progress bar per phase, fed by the API's (phase, done, total) callback."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                 TextColumn("left"), TimeRemainingColumn(), console=err)
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if phase not in self.tasks:
+            self.tasks[phase] = self.progress.add_task(phase, total=total)
+        self.progress.update(self.tasks[phase], completed=done)
+
+    def __enter__(self) -> _Bars:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+
+def _settings(backend: str, threads: int, resolution: int):
+    from nas.latency import LatencySettings
+
+    return LatencySettings.for_backend(backend, threads=threads, resolution=resolution)
+
+
+def _interrupted() -> typer.Exit:
+    err.print("interrupted: every measured entry is stored; run the same command to resume")
+    return typer.Exit(130)
+
+
+@latency_app.command()
+def build(
+    space: SpaceOpt = "mbconv",
+    backend: BackendOpt = "torch",
+    threads: ThreadsOpt = 1,
+    resolution: Annotated[int, typer.Option(help="input size the table is for")] = 224,
+    calibration: Annotated[int, typer.Option(help="whole networks measured to calibrate the sum of layers")] = 40,
+    storage: StorageOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure every layer SPACE can produce on this device (resumable), then calibrate."""
+    from nas.latency_table import build_table, describe
+
+    settings = _settings(backend, threads, resolution)
+    try:
+        with _Bars() as bars:
+            result = build_table(space, settings, storage, calibration_samples=calibration,
+                                 progress=None if as_json else bars)
+    except KeyboardInterrupt:
+        raise _interrupted() from None
+    calib = result.calibration
+    if as_json:
+        print_json({"table_id": result.table_id, "device": result.fingerprint, "space": result.space,
+                    "entries": result.entries, "measured_now": result.measured, "build_s": result.build_s,
+                    "calibration": {k: v for k, v in calib.to_dict().items() if k != "points"}})
+        return
+    out.print(f"latency table for {describe(result.fingerprint)}: {result.entries} layers of space {result.space!r} "
+              f"({result.measured} measured now), built in {result.build_s:.0f} s")
+    terms = " + ".join(f"{c:.4g} x {f}" for f, c in zip(calib.features, calib.coefficients, strict=True))
+    out.print(f"calibration on {calib.samples} whole networks: latency = {calib.intercept:.3g} + {terms} "
+              f"(leave-one-out error {calib.loo_rmse_pct:.1f}% RMS); check it with `nas latency validate --space {space}`")
+
+
+@latency_app.command()
+def validate(
+    space: SpaceOpt = "mbconv",
+    samples: Annotated[int, typer.Option(help="random networks of the space, never used in calibration")] = 100,
+    backend: BackendOpt = "torch",
+    threads: ThreadsOpt = 1,
+    resolution: Annotated[int, typer.Option(help="input size of the table")] = 224,
+    plot: Annotated[Optional[Path], typer.Option("-o", "--plot", help="scatter plot (HTML) [default: latency-validation-SPACE.html]")] = None,
+    png: Annotated[bool, typer.Option(help="also write the plot as PNG")] = False,
+    storage: StorageOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure unseen random networks end to end and score the predictor against them."""
+    from dashboards.figures import latency_model
+    from nas.latency_table import validate_table
+
+    settings = _settings(backend, threads, resolution)
+    try:
+        with _Bars() as bars:
+            result = validate_table(space, settings, storage, samples=samples, progress=None if as_json else bars)
+    except KeyboardInterrupt:
+        raise _interrupted() from None
+    figure = latency_model([{"space": space, "device": result["device"], "validation": result}])
+    plot = plot or Path(f"latency-validation-{space}.html")
+    figure.write_html(plot, include_plotlyjs=True)
+    if png:
+        figure.write_image(plot.with_suffix(".png"), width=900, height=700)
+    summary = {k: v for k, v in result.items() if k != "points"}
+    if as_json:
+        print_json({**summary, "plot": str(plot), "points": result["points"]})
+        return
+    noise = result["measurement_noise"]
+    table = Table(title=f"latency model on {samples} unseen networks of {space!r}")
+    table.add_column("figure")
+    table.add_column("predictor", justify="right")
+    table.add_column("measurement itself", justify="right")
+    pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    table.add_row("within +-10%", pct(result["within_10pct"]), pct(noise["rerun_within_10pct"]))
+    table.add_row("within +-5%", pct(result["within_5pct"]), pct(noise["rerun_within_5pct"]))
+    table.add_row("RMS error", f"{result['rmse_ms']:.3f} ms", f"{noise['rerun_rms_pct']:.1f}% (rerun)" if noise["rerun_rms_pct"] else "-")
+    table.add_row("Spearman / Kendall tau", f"{result['spearman']:.3f} / {result['kendall_tau']:.3f}", "")
+    table.add_row("sum of layers, uncalibrated, within +-10%", pct(result["uncalibrated_within_10pct"]), "")
+    ratio = result["sum_to_whole_ratio"]
+    table.add_row("sum of layers / whole network", f"{ratio['mean']:.2f} ({ratio['min']:.2f}-{ratio['max']:.2f})", "")
+    table.add_row("interquartile range of timed runs (median)", "", f"{noise['median_iqr_pct']:.1f}%")
+    out.print(table)
+    out.print(f"scatter plot: {plot}")
+
+
+@latency_app.command()
+def predict(
+    ref: Annotated[str, typer.Argument(help="a paper network name, a trial number, or an architecture JSON file")],
+    space: Annotated[Optional[str], typer.Option(help="whose calibration to use [default: the trial's space, else the table's]")] = None,
+    backend: BackendOpt = "torch",
+    threads: ThreadsOpt = 1,
+    resolution: Annotated[Optional[int], typer.Option(help="input size [default: the architecture's, else 224]")] = None,
+    fill: Annotated[bool, typer.Option(help="measure layers the table lacks (this device, needs an idle CPU)")] = True,
+    measure: Annotated[bool, typer.Option(help="also measure the whole network, to compare")] = False,
+    storage: StorageOpt = None,
+    study: StudyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Predict a network's latency on this device from the table."""
+    import time
+
+    from nas.latency_table import MissingEntries, describe, fill_missing, load_predictor, measure_network
+    from nas.results import resolve_architecture
+
+    arch = resolve_architecture(ref, storage, study)
+    settings = _settings(backend, threads, resolution or arch.input_size())
+    predictor = load_predictor(storage, settings, space or arch.provenance.get("space"))
+    if fill:
+        with _Bars() as bars:
+            predictor, filled = fill_missing(storage, predictor, arch.genotype, None if as_json else bars)
+    else:
+        filled = 0
+        if missing := predictor.missing(arch.genotype):
+            raise MissingEntries(missing)
+    start = time.perf_counter()
+    predicted = predictor(arch.genotype)
+    predict_us = (time.perf_counter() - start) * 1e6
+    outside = predictor.calibration.outside(predictor.features(arch.genotype))
+    result: dict[str, Any] = {"name": arch.name, "predicted_ms": predicted, "sum_ms": predictor.raw_sum(arch.genotype),
+                              "calibrated_on": predictor.space, "extrapolated": outside, "layers_measured_now": filled,
+                              "predict_us": predict_us, "device": predictor.fingerprint}
+    if measure:
+        measured = measure_network(arch.genotype, settings)
+        result.update(measured_ms=measured.latency_ms, spread_ms=measured.spread_ms,
+                      error_pct=100 * (predicted / measured.latency_ms - 1))
+    if as_json:
+        print_json(result)
+        return
+    line = f"{arch.name}: predicted {predicted:.2f} ms on {describe(predictor.fingerprint)}"
+    if "measured_ms" in result:
+        line += f"; measured {result['measured_ms']:.2f} ms +-{result['spread_ms']:.2f} ({result['error_pct']:+.1f}%)"
+    out.print(line)
+    if outside:
+        out.print(f"warning: outside the networks the calibration saw ({'; '.join(outside)}): the prediction "
+                  f"extrapolates; `--measure` checks it")
+    if filled:
+        out.print(f"{filled} layer(s) outside the table were measured and stored")
+
+
+@latency_app.command()
+def devices(storage: StorageOpt = None, as_json: JsonOpt = False) -> None:
+    """List the devices with a latency table, and how well each table predicts."""
+    from nas.latency_table import describe, table_summaries
+
+    summaries = table_summaries(storage)
+    if as_json:
+        print_json(summaries)
+        return
+    if not summaries:
+        out.print("no latency table yet; run `nas latency build --space SPACE`")
+        return
+    table = Table(title="latency tables")
+    for column in ("id", "device", "entries", "space", "build", "calibration (LOO)", "validated within +-10% / +-5%"):
+        table.add_column(column)
+    for s in summaries:
+        for i, model in enumerate(s["spaces"] or [{"space": "-", "build_s": None, "calibration": None, "validation": None}]):
+            calib, valid = model["calibration"], model["validation"]
+            table.add_row(
+                str(s["id"]) if i == 0 else "", describe(s["fingerprint"]) if i == 0 else "", str(s["entries"]) if i == 0 else "",
+                model["space"], f"{model['build_s']:.0f} s" if model["build_s"] else "-",
+                f"{calib['samples']} nets, {calib['loo_rmse_pct']:.1f}%" if calib else "not calibrated",
+                f"{100 * valid['within_10pct']:.0f}% / {100 * valid['within_5pct']:.0f}% of {valid['samples']}" if valid else "not validated",
+            )
+    out.print(table)

@@ -1,1 +1,204 @@
-"""`nas export`, `nas train`, `nas baselines`: getting found networks out and trained (issue 5)."""
+"""`nas export`, `nas train` and `nas baselines`: getting found networks out, and training them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from nas.cli._common import JsonOpt, StorageOpt, StudyOpt, app, err, out, print_json
+from nas.errors import UsageError
+
+RefArg = Annotated[str, typer.Argument(help="a trial number, a paper network name, an architecture JSON file "
+                                            "(or, for export, a `nas train` folder or checkpoint)")]
+
+
+def _auto(value: str, flag: str, kind: type = int) -> Any:
+    """``auto`` -> None (BiT-HyperRule decides), else the number."""
+    if value == "auto":
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        raise UsageError(f"{flag} must be 'auto' or a number, got {value!r}") from None
+
+
+class _EpochBar:
+    """A progress bar over each epoch's steps; one line per finished epoch with loss and accuracy."""
+
+    def __init__(self, console: Console, label: str) -> None:
+        self.label = label
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+        self.task = None
+        self.epochs = 0
+
+    def started(self, plan, resumed_epoch: int) -> None:
+        self.epochs = plan.epochs
+        if resumed_epoch:
+            self.progress.console.print(f"{self.label}: resuming after epoch {resumed_epoch} of {plan.epochs}")
+        self.task = self.progress.add_task("", total=plan.steps_per_epoch)
+        self.progress.start()
+
+    def step(self, epoch: int, step_in_epoch: int) -> None:
+        self.progress.update(self.task, completed=step_in_epoch,
+                             description=f"{self.label} epoch {epoch + 1}/{self.epochs}")
+
+    def epoch_done(self, record) -> None:
+        self.progress.console.print(f"{self.label} epoch {record.epoch}/{self.epochs}: loss {record.loss:.4f}  "
+                                    f"val acc {100 * record.accuracy:.1f}%")
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def _settings(data: str, epochs: str, resolution: str, mixup: str, norm: str, batch_size: int, opt: str, lr: float,
+              weight_decay: float, ema_decay: float, seed: int, init: Optional[str], threads: int):
+    from nas.latency import LatencySettings
+    from nas.train import TrainSettings
+
+    return TrainSettings(data=data, epochs=_auto(epochs, "--epochs"), resolution=_auto(resolution, "--resolution"),
+                         mixup=_auto(mixup, "--mixup", float), norm=norm, batch_size=batch_size, opt=opt, lr=lr,
+                         weight_decay=weight_decay, ema_decay=ema_decay or None, seed=seed, init=init,
+                         latency=LatencySettings(threads=threads))
+
+
+@app.command()
+def export(
+    ref: RefArg,
+    fmt: Annotated[str, typer.Option("--format", help="json | timm | onnx | torchscript")] = "json",
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="file (folder for timm) [default: nas_NAME.EXT here]")] = None,
+    resolution: Annotated[Optional[int], typer.Option(help="input size of the exported graph [default: the architecture's, else 224]")] = None,
+    num_classes: Annotated[int, typer.Option(help="classes of an untrained export (a checkpoint keeps its own)")] = 1000,
+    storage: StorageOpt = None,
+    study: StudyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write an architecture (with trained weights when REF is a `nas train` checkpoint) as FORMAT."""
+    from nas.export import FORMATS, export as run_export, load_network
+
+    if fmt not in FORMATS:
+        raise UsageError(f"--format: unknown {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if num_classes < 1:
+        raise UsageError(f"--num-classes must be >= 1, got {num_classes}")
+    network = load_network(ref, storage, study, num_classes=num_classes)
+    result = run_export(network, fmt, output, resolution)
+    if as_json:
+        print_json({"name": network.arch.name, **result.to_dict()})
+        return
+    check = "" if result.max_abs_diff is None else f"; read back: max |diff| {result.max_abs_diff:.1e} vs torch"
+    weights = "trained" if result.trained else "untrained (seeded init)"
+    out.print(f"wrote {result.path} ({fmt}, {weights}, {result.resolution}x{result.resolution}, "
+              f"{result.num_classes} classes{check})")
+
+
+@app.command()
+def train(
+    ref: RefArg,
+    data: Annotated[str, typer.Option(help="digits | mnist | a folder of class sub-folders")] = "digits",
+    epochs: Annotated[str, typer.Option(help="auto (BiT-HyperRule: 500/10k/20k steps by dataset size) or N")] = "auto",
+    resolution: Annotated[str, typer.Option(help="auto (BiT-HyperRule: 128 under 96x96 images, else 384) or N")] = "auto",
+    mixup: Annotated[str, typer.Option(help="auto (BiT-HyperRule: 0.1 from 20k images, else off) or alpha")] = "auto",
+    norm: Annotated[str, typer.Option(help="bn | gn-ws (GroupNorm + Weight Standardization, BiT)")] = "bn",
+    batch_size: Annotated[int, typer.Option(help="images per step (even)")] = 64,
+    opt: Annotated[str, typer.Option(help="timm optimizer: adamw, sgd, momentum, lamb, ...")] = "adamw",
+    lr: Annotated[float, typer.Option(help="peak learning rate")] = 3e-3,
+    weight_decay: Annotated[float, typer.Option(help="weight decay")] = 0.05,
+    ema_decay: Annotated[float, typer.Option(help="EMA of weights (timm ModelEmaV3, warm-up); 0 turns it off")] = 0.998,
+    seed: Annotated[int, typer.Option(help="seed of init, data order, crops and MixUp")] = 0,
+    init: Annotated[Optional[str], typer.Option(help="fine-tune: start from this `nas train` checkpoint or folder")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the checkpoint in -o from its last epoch")] = False,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="folder for the checkpoint [default: runs/nas_NAME]")] = None,
+    threads: Annotated[int, typer.Option(help="CPU threads for latency")] = 1,
+    storage: StorageOpt = None,
+    study: StudyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train an architecture from scratch (or fine-tune it) and store accuracy, latency and checkpoint."""
+    from nas.architecture import write_architecture
+    from nas.export import usable_architecture
+    from nas.timm_models import timm_name
+    from nas.train import architecture_model, store_run, train as run_train
+
+    settings = _settings(data, epochs, resolution, mixup, norm, batch_size, opt, lr, weight_decay, ema_decay, seed,
+                         init, threads)
+    arch = usable_architecture(ref, storage, study)
+    spec = architecture_model(arch, settings.norm)
+    out_dir = output or Path("runs") / timm_name(arch)
+    bar = None if as_json else _EpochBar(err, arch.name)
+    try:
+        result = run_train(spec, settings, out_dir, resume=resume, observer=bar)
+    except KeyboardInterrupt:
+        err.print(f"interrupted: the last finished epoch is in {out_dir}; add --resume to continue")
+        raise typer.Exit(130) from None
+    finally:
+        if bar is not None:
+            bar.stop()
+    write_architecture(arch, out_dir / "architecture.json")  # what the checkpoint holds, readable by timm alone
+    run_id = store_run(result, spec, settings, "train", storage)
+    if as_json:
+        print_json({"run": run_id, **result.to_dict()})
+        return
+    out.print(f"{arch.name}: val acc {100 * result.accuracy:.1f}% after {result.plan.epochs} epochs at "
+              f"{result.plan.resolution}px; latency {result.latency.latency_ms:.2f} ms at {spec.resolution}px; "
+              f"checkpoint {result.checkpoint} (run {run_id})")
+
+
+@app.command()
+def baselines(
+    models: Annotated[Optional[list[str]], typer.Option("--models", help="baseline to train (repeatable) [default: all]")] = None,
+    data: Annotated[str, typer.Option(help="digits | mnist | a folder of class sub-folders")] = "digits",
+    epochs: Annotated[str, typer.Option(help="auto (BiT-HyperRule) or N")] = "auto",
+    resolution: Annotated[str, typer.Option(help="auto (BiT-HyperRule) or N (a multiple of 32)")] = "auto",
+    mixup: Annotated[str, typer.Option(help="auto (BiT-HyperRule) or alpha")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="images per step (even)")] = 64,
+    opt: Annotated[str, typer.Option(help="timm optimizer")] = "adamw",
+    lr: Annotated[float, typer.Option(help="peak learning rate")] = 3e-3,
+    weight_decay: Annotated[float, typer.Option(help="weight decay")] = 0.05,
+    ema_decay: Annotated[float, typer.Option(help="EMA decay; 0 turns it off")] = 0.998,
+    seed: Annotated[int, typer.Option(help="seed")] = 0,
+    latency_resolution: Annotated[int, typer.Option(help="input size for latency, params and MACs")] = 224,
+    threads: Annotated[int, typer.Option(help="CPU threads for latency")] = 1,
+    output: Annotated[Path, typer.Option("-o", "--output", help="folder for the checkpoints (one sub-folder each)")] = Path("runs/baselines"),
+    storage: StorageOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train the papers' networks with `nas train`'s recipe and store them beside found architectures."""
+    from nas.baselines import BASELINES, run_baselines
+
+    settings = _settings(data, epochs, resolution, mixup, "bn", batch_size, opt, lr, weight_decay, ema_decay, seed,
+                         None, threads)
+    bars: list[_EpochBar] = []
+
+    def observer_for(name: str) -> _EpochBar | None:
+        if as_json:
+            return None
+        if bars:
+            bars[-1].stop()
+        bars.append(_EpochBar(err, name))
+        return bars[-1]
+
+    try:
+        results = run_baselines(list(models or BASELINES), settings, output, storage_url=storage,
+                                resolution=latency_resolution, observer_for=observer_for)
+    finally:
+        if bars:
+            bars[-1].stop()
+    rows = [{"run": run_id, **result.to_dict()} for run_id, result in results]
+    if as_json:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    from nas.render import fmt_count
+
+    table = Table(title=f"baselines on {settings.data}, latency at {latency_resolution}px")
+    for column in ("network", "val acc %", "latency ms", "± ms", "params", "MACs", "epochs", "run"):
+        table.add_column(column, justify="left" if column == "network" else "right")
+    for r in rows:
+        table.add_row(r["name"], f"{100 * r['accuracy']:.1f}", f"{r['latency_ms']:.2f}", f"{r['latency_spread_ms']:.2f}",
+                      fmt_count(r["params"]), fmt_count(r["macs"]), str(r["plan"]["epochs"]), str(r["run"]))
+    out.print(table)

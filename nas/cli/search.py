@@ -71,6 +71,9 @@ class _ProgressObserver:
         self.progress.console.print(line)
         self.progress.update(self.task, advance=1, best=self._best(study), left=self._left())
 
+    def announce(self, message: str) -> None:
+        self.progress.console.print(message)
+
     def stop(self) -> None:
         self.progress.stop()
 
@@ -94,6 +97,8 @@ def search(
     proxy_resolution: Annotated[int, typer.Option(help="proxy training image size")] = 16,
     resolution: Annotated[int, typer.Option(help="latency input size (RGB)")] = 224,
     threads: Annotated[int, typer.Option(help="CPU threads for latency")] = 1,
+    backend: Annotated[str, typer.Option(help="latency backend: torch (eager, default) | onnxruntime | cuda")] = "torch",
+    latency: Annotated[str, typer.Option(help="auto (the device's latency table when built, else measure) | lut | measure")] = "auto",
     top: Annotated[int, typer.Option(help="best architectures to print")] = 3,
     storage: StorageOpt = None,
     study: Annotated[Optional[str], typer.Option(help="study name [default: SPACE-Tms-REWARD]")] = None,
@@ -114,7 +119,7 @@ def search(
         trials=trials if trials is not None else (None if timeout_s else DEFAULT_TRIALS), timeout_s=timeout_s,
         reward=reward, reward_weight=reward_weight, objective=objective, sampler=sampler, pruner=pruner,
         seed=seed, storage=storage, study=study, seed_archs=tuple(seed_arch or ()), data=data,
-        latency=LatencySettings(resolution=resolution, threads=threads),
+        latency=LatencySettings.for_backend(backend, resolution=resolution, threads=threads), latency_mode=latency,
         proxy=ProxySettings(epochs=epochs, batch_size=batch_size, resolution=proxy_resolution),
     )
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress bar reports each trial
@@ -130,7 +135,8 @@ def search(
             observer.stop()
     if as_json:
         print_json({"study": result.study_name, "storage": result.storage_url, "ran": result.ran,
-                     "counts": result.counts, "wall_s": result.wall_s, "best": _ranked_json(result.best)})
+                    "counts": result.counts, "wall_s": result.wall_s, "latency_source": result.latency_source,
+                    "checks": result.checks, "best": _ranked_json(result.best)})
         return
     from nas.render import block_table, ranking_table
 
@@ -143,6 +149,9 @@ def search(
                                 config.target_latency_ms))
         _, record = result.best[0]
         out.print(block_table(record.genotype, f"best: trial {record.number}"))
+    for check in result.checks:
+        out.print(f"trial {check['trial']}: table predicted {check['predicted_ms']:.2f} ms, measured "
+                  f"{check['measured_ms']:.2f} ms +-{check['spread_ms']:.2f} ({check['error_pct']:+.1f}%)")
     out.print(f"open in the dashboard:  optuna-dashboard {result.storage_url}")
 
 
@@ -169,10 +178,10 @@ def spaces(as_json: JsonOpt = False) -> None:
 @app.command()
 def trials(storage: StorageOpt = None, study: StudyOpt = None, as_json: JsonOpt = False) -> None:
     """List a study's trials with accuracy, latency, params and MACs."""
-    from nas.results import load_study, trial_records
+    from nas.results import load_study, study_checks, trial_records
 
     loaded = load_study(storage, study)
-    records = trial_records(loaded)
+    records = trial_records(loaded, study_checks(storage, loaded))
     if as_json:
         print_json({"study": loaded.study_name, "study_attrs": loaded.user_attrs,
                      "trials": [r.to_dict() for r in records]})
@@ -192,7 +201,7 @@ def best(
     as_json: JsonOpt = False,
 ) -> None:
     """Rank stored trials, re-scored from stored accuracy and latency (nothing is retrained)."""
-    from nas.results import load_study, rank, study_reward
+    from nas.results import load_study, rank, study_checks, study_reward
     from nas.units import parse_latency_ms
 
     target = parse_latency_ms(target_latency) if target_latency else None
@@ -200,7 +209,7 @@ def best(
         raise UsageError(f"--top must be >= 1, got {top}")
     loaded = load_study(storage, study)
     scoring = study_reward(loaded, target, reward)
-    ranked = rank(loaded, scoring, top)
+    ranked = rank(loaded, scoring, top, study_checks(storage, loaded))
     if as_json:
         print_json({"study": loaded.study_name, "target_latency_ms": scoring.target_ms, "reward": scoring.kind,
                      "best": _ranked_json(ranked)})
