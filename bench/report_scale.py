@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import numpy as np
 import optuna
 from optuna.artifacts import FileSystemArtifactStore
+from optuna.artifacts._upload import ARTIFACTS_ATTR_PREFIX
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 from optuna_dashboard._note import note_ver_key, split_body  # the note's storage format
@@ -42,7 +43,7 @@ from rich.console import Console
 from rich.table import Table
 
 from _common import save
-from nas.notes import artifact_dir, trial_architecture, trial_note
+from nas.notes import ARCHITECTURE_FILE, artifact_links, artifact_dir, trial_architecture, trial_note
 from nas.results import TrialRecord
 from search_spaces import get_space
 from storage import open_optuna_storage
@@ -89,8 +90,11 @@ def synthetic_trials(n: int, seed: int = 0) -> list[optuna.trial.FrozenTrial]:
             state, value, steps = TrialState.PRUNED, None, 2
         else:
             state, value, steps = TrialState.COMPLETE, reward, 4
+        artifact_id = f"{len(trials):08d}-0000-4000-8000-000000000000"  # the architecture file, as the search attaches it
+        meta = {"artifact_id": artifact_id, "filename": ARCHITECTURE_FILE, "mimetype": "application/json", "encoding": None}
         trials.append(create_trial(state=state, value=value, params=picker.params, distributions=picker.distributions,
-                                   user_attrs=attrs, intermediate_values={e: reward * (0.7 + 0.1 * e) for e in range(steps)}))
+                                   user_attrs=attrs, system_attrs={f"{ARTIFACTS_ATTR_PREFIX}{artifact_id}": json.dumps(meta)},
+                                   intermediate_values={e: reward * (0.7 + 0.1 * e) for e in range(steps)}))
     return trials
 
 
@@ -104,23 +108,19 @@ def fill_study(url: str, n: int) -> optuna.Study:
 
 
 def add_notes(study: optuna.Study, url: str) -> None:
-    """Each trial's note and architecture artifact, as nas.notes.TrialNotes writes them; written
-    straight through the storage (TrialNotes re-reads the study's attributes per note)."""
+    """Each trial's architecture file and note, as the search writes them; the note goes straight
+    through the storage (``save_note`` re-reads the study's attributes for every note)."""
     storage, folder = study._storage, artifact_dir(url)
     folder.mkdir(parents=True, exist_ok=True)
     store = FileSystemArtifactStore(folder)
     for trial in study.get_trials(deepcopy=False):
-        links = []
-        if "arch_def" in trial.user_attrs:
-            artifact_id = f"{trial.number:08d}-0000-4000-8000-000000000000"
-            name = f"trial-{trial.number}-architecture.json"
-            architecture = trial_architecture(study.study_name, TrialRecord.from_trial(trial))
-            store.write(artifact_id, io.BytesIO(json.dumps(architecture.to_dict(), indent=2).encode()))
-            meta = {"artifact_id": artifact_id, "filename": name, "mimetype": "application/json", "encoding": None}
-            storage.set_study_system_attr(study._study_id, f"artifacts:{artifact_id}", json.dumps(meta))
-            links.append((f"architecture JSON ({name})", f"/artifacts/{study._study_id}/{artifact_id}"))
+        architecture = trial_architecture(study.study_name, TrialRecord.from_trial(trial))
+        for key, value in trial.system_attrs.items():
+            if key.startswith(ARTIFACTS_ATTR_PREFIX):
+                store.write(json.loads(value)["artifact_id"], io.BytesIO(json.dumps(architecture.to_dict()).encode()))
         storage.set_study_system_attr(study._study_id, note_ver_key(trial._trial_id), 1)
-        for key, chunk in split_body(trial_note(trial, ["reward"], links), trial._trial_id).items():
+        note = trial_note(trial, ["reward"], artifact_links(study, trial))
+        for key, chunk in split_body(note, trial._trial_id).items():
             storage.set_study_system_attr(study._study_id, key, chunk)
 
 

@@ -9,6 +9,9 @@ cores disturb each other, and the search would learn the noise.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import io
 import os
 import platform
@@ -16,7 +19,8 @@ import statistics
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,14 +41,15 @@ class LatencySettings:
     repeats: int = 30
     batch: int = 1
     backend: str = "torch-cpu"
+    passes: int = 3  # the fastest of this many pass medians (see measure_latency)
 
     def __post_init__(self) -> None:
         if not 32 <= self.resolution <= 1024:
             raise UsageError(f"--resolution must be between 32 and 1024 pixels, got {self.resolution}")
         if not 1 <= self.threads <= (os.cpu_count() or 1):
             raise UsageError(f"--threads must be between 1 and {os.cpu_count()} on this machine, got {self.threads}")
-        if self.repeats < 3 or self.warmup < 0:
-            raise UsageError("latency needs at least 3 timed runs and a non-negative warm-up")
+        if self.repeats < 3 or self.warmup < 0 or self.passes < 1:
+            raise UsageError("latency needs at least 3 timed runs, one pass and a non-negative warm-up")
         if self.backend not in BACKENDS.values():
             raise UsageError(f"--backend: unknown {self.backend!r}; choose one of {', '.join(BACKENDS)}")
         if self.backend == "torch-cuda" and not torch.cuda.is_available():
@@ -60,10 +65,11 @@ class LatencySettings:
 
 @dataclass(frozen=True)
 class Measurement:
-    latency_ms: float  # median
-    spread_ms: float  # interquartile range of the timed runs
+    latency_ms: float  # the fastest pass's median
+    spread_ms: float  # interquartile range of that pass's timed runs
     runs: int
     load_avg: float  # 1-minute load average when measured: high values flag a busy machine
+    pass_ms: tuple[float, ...] = ()  # each pass's median, in order: their spread is the run-to-run noise
 
 
 def cpu_model() -> str:
@@ -85,6 +91,7 @@ def device_fingerprint(settings: LatencySettings) -> dict[str, object]:
         "torch": torch.__version__.split("+")[0],
         "resolution": settings.resolution,
         "batch": settings.batch,
+        "passes": settings.passes,
     }
     if settings.backend == "onnxruntime-cpu":
         import onnxruntime
@@ -96,32 +103,19 @@ def device_fingerprint(settings: LatencySettings) -> dict[str, object]:
     return fingerprint
 
 
-def _time_runs(run: Callable[[], object], settings: LatencySettings, sync: Callable[[], None] | None = None) -> list[float]:
-    for _ in range(settings.warmup):
-        run()
-    times = []
-    for _ in range(settings.repeats):
-        if sync:
-            sync()
-        start = time.perf_counter()
-        run()
-        if sync:
-            sync()
-        times.append((time.perf_counter() - start) * 1e3)
-    return times
-
-
-def _torch_cpu(model: torch.nn.Module, x: torch.Tensor, settings: LatencySettings) -> list[float]:
+@contextmanager
+def _torch_cpu(model: torch.nn.Module, x: torch.Tensor, settings: LatencySettings) -> Iterator[Callable[[], float]]:
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
     try:
         with torch.inference_mode():
-            return _time_runs(lambda: model(x), settings)
+            yield lambda: _wall_ms(lambda: model(x))
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _onnxruntime_cpu(model: torch.nn.Module, x: torch.Tensor, settings: LatencySettings) -> list[float]:
+@contextmanager
+def _onnxruntime_cpu(model: torch.nn.Module, x: torch.Tensor, settings: LatencySettings) -> Iterator[Callable[[], float]]:
     """Export with torch's TorchScript-based ONNX exporter and run in ONNX Runtime on the CPU.
 
     The TorchScript exporter, not the dynamo one: it is ~7x faster to export (a table exports
@@ -142,26 +136,53 @@ def _onnxruntime_cpu(model: torch.nn.Module, x: torch.Tensor, settings: LatencyS
     options.log_severity_level = 3
     session = onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
     feed = {"x": x.numpy()}
-    return _time_runs(lambda: session.run(None, feed), settings)
+    yield lambda: _wall_ms(lambda: session.run(None, feed))
 
 
-def _torch_cuda(model: torch.nn.Module, x: torch.Tensor, settings: LatencySettings) -> list[float]:
-    """CUDA launches are asynchronous: time between synchronised device events."""
+@contextmanager
+def _torch_cuda(model: torch.nn.Module, x: torch.Tensor, settings: LatencySettings) -> Iterator[Callable[[], float]]:
+    """CUDA launches are asynchronous: time between device events, synchronised on both sides."""
     device = torch.device("cuda")
     model, x = model.to(device), x.to(device)
+
+    def timed() -> float:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()
+        start.record()
+        model(x)
+        end.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(end)
+
     with torch.inference_mode():
-        for _ in range(settings.warmup):
-            model(x)
-        times = []
-        for _ in range(settings.repeats):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            torch.cuda.synchronize()
-            start.record()
-            model(x)
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end))
-    return times
+        yield timed
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Let glibc keep freed activations for reuse instead of handing them back to the OS.
+
+    By default glibc maps every large block (activations of a few hundred KB and up) fresh from
+    the OS and unmaps it when freed, so each forward pass pays page faults that zero memory:
+    measured here, that made a network 1.7-2x slower than with the memory kept, and made the
+    same layer 2-3x slower inside the network than timed alone. Deployment runtimes keep an
+    arena (ONNX Runtime) or a caching allocator (torch's CPU performance guide recommends
+    jemalloc/tcmalloc), so nas measures that way too. Returns whether it applied (glibc only).
+    """
+    name = ctypes.util.find_library("c")
+    if platform.system() != "Linux" or not name:
+        return False
+    libc = ctypes.CDLL(name)
+    if not hasattr(libc, "mallopt"):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    return bool(libc.mallopt(m_mmap_threshold, 1 << 30) and libc.mallopt(m_trim_threshold, 1 << 30))
+
+
+def _wall_ms(run: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    run()
+    return (time.perf_counter() - start) * 1e3
 
 
 _MEASURE = {"torch-cpu": _torch_cpu, "onnxruntime-cpu": _onnxruntime_cpu, "torch-cuda": _torch_cuda}
@@ -169,15 +190,25 @@ _MEASURE = {"torch-cpu": _torch_cpu, "onnxruntime-cpu": _onnxruntime_cpu, "torch
 
 def measure_latency(model: torch.nn.Module, settings: LatencySettings,
                     input_shape: tuple[int, ...] | None = None) -> Measurement:
-    """Median and spread of ``settings.repeats`` timed forward passes after a warm-up.
+    """The fastest of ``settings.passes`` pass medians, each of ``repeats`` timed forward passes
+    after a warm-up. Interference only ever adds time, and on a shared host it comes in bursts
+    that can outlast a whole pass; the quietest pass is the device's own speed (as ``timeit``
+    advises: the minimum of repeats, each a median here).
 
     ``input_shape`` defaults to a batch of RGB images at ``settings.resolution``; a latency table
     passes each layer's own input shape.
     """
+    keep_freed_memory()
     model = model.eval()
     shape = input_shape or (settings.batch, 3, settings.resolution, settings.resolution)
     x = torch.randn(*shape)
-    with FileLock(str(LOCK_PATH)):
-        times = _MEASURE[settings.backend](model, x, settings)
-    q1, _, q3 = statistics.quantiles(times, n=4)
-    return Measurement(statistics.median(times), q3 - q1, len(times), os.getloadavg()[0])
+    passes = []
+    with FileLock(str(LOCK_PATH)), _MEASURE[settings.backend](model, x, settings) as timed:
+        for _ in range(settings.passes):
+            for _ in range(settings.warmup):
+                timed()
+            passes.append([timed() for _ in range(settings.repeats)])
+    medians = [statistics.median(times) for times in passes]
+    best = min(range(len(passes)), key=medians.__getitem__)
+    q1, _, q3 = statistics.quantiles(passes[best], n=4)
+    return Measurement(medians[best], q3 - q1, settings.repeats * settings.passes, os.getloadavg()[0], tuple(medians))

@@ -17,7 +17,7 @@ import itertools
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from typing import Any
 
@@ -60,6 +60,13 @@ class Layer:
         """Input elements: the memory traffic a layer adds that its weights do not show."""
         return self.in_chs * self.size * self.size
 
+    @property
+    def expanded(self) -> float:
+        """Elements of the widest tensor inside the layer (an MBConv's expansion), which leaves
+        the cache inside a network but not when the layer is timed alone."""
+        grow = self.block.expansion if self.block is not None and self.block.type in ("ir", "er") else 1.0
+        return self.activations * grow
+
     def module(self):
         """The layer as timm builds it (a one-block network built by timm, then cut out)."""
         if self.kind == "block":
@@ -85,6 +92,18 @@ def _block_layer(block: Block, family: str, act: str, in_chs: int, size: int) ->
     return Layer("block", family, act, in_chs, size, block)
 
 
+def _block_layers(block: Block, family: str, act: str, in_chs: int, size: int) -> list[Layer]:
+    """A block string's layers, repeats unrolled (the first strides); ``size`` is its input size."""
+    first = block.with_(repeats=1)
+    rest = first.with_(stride=1)
+    layers = []
+    for i in range(block.repeats):
+        layer = _block_layer(first if i == 0 else rest, family, act, in_chs, size)
+        layers.append(layer)
+        size, in_chs = -(-size // layer.block.stride), block.out_chs
+    return layers
+
+
 def network_layers(genotype: Genotype, resolution: int) -> tuple[Layer, ...]:
     """Every layer of ``genotype`` at ``resolution`` in order, computed without building it.
 
@@ -96,12 +115,8 @@ def network_layers(genotype: Genotype, resolution: int) -> tuple[Layer, ...]:
     chs = genotype.stem_size
     for stage in genotype.stages:
         for block in stage:
-            first = block.with_(repeats=1)
-            rest = first.with_(stride=1) if block.repeats > 1 else None
-            for i in range(block.repeats):
-                layer = _block_layer(first if i == 0 else rest, family, act, chs, size)
-                layers.append(layer)
-                size, chs = -(-size // layer.block.stride), block.out_chs
+            layers += _block_layers(block, family, act, chs, size)
+            size, chs = -(-size // block.stride), block.out_chs
     layers.append(Layer("head", family, act, chs, size, out_chs=genotype.num_features))
     return tuple(layers)
 
@@ -139,17 +154,23 @@ def random_networks(space: FactorizedSpace, count: int, seed: int, exclude: Iter
 
 
 # --- calibration ---------------------------------------------------------------------------------
-FEATURES = ("sum_ms", "layers", "mparams", "mactivations")
+FEATURES = ("sum_ms", "layers", "mparams", "mactivations", "mexpanded")
 _FEATURE_SETS = [s for n in range(1, 5) for s in itertools.combinations(FEATURES, n) if s[0] == "sum_ms"]
 
 
 def _features(layers: Sequence[Layer], entries: dict[str, tuple[float, int]]) -> dict[str, float]:
-    return {
-        "sum_ms": sum(entries[layer.key][0] for layer in layers),
-        "layers": float(len(layers)),
-        "mparams": sum(entries[layer.key][1] for layer in layers) / 1e6,
-        "mactivations": sum(layer.activations for layer in layers) / 1e6,
-    }
+    return dict(zip(FEATURES, _feature_sums(layers, entries), strict=True))
+
+
+def _feature_sums(layers: Sequence[Layer], entries: dict[str, tuple[float, int]]) -> tuple[float, ...]:
+    latency = params = activations = expanded = 0.0
+    for layer in layers:
+        entry = entries[layer.key]
+        latency += entry[0]
+        params += entry[1]
+        activations += layer.activations
+        expanded += layer.expanded
+    return latency, float(len(layers)), params / 1e6, activations / 1e6, expanded / 1e6
 
 
 def _fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -234,6 +255,7 @@ class LatencyPredictor:
     entries: dict[str, tuple[float, int]]
     calibration: Calibration
     space: str | None
+    _sums: dict[tuple, tuple[float, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def resolution(self) -> int:
@@ -247,13 +269,31 @@ class LatencyPredictor:
         return list(seen.values())
 
     def features(self, genotype: Genotype) -> dict[str, float]:
-        layers = network_layers(genotype, self.resolution)
+        """The calibration's inputs, summed per stem, block string and head: a block string in its
+        context (input channels and size) recurs across networks, so each is summed once."""
+        family, act, size = genotype.family, genotype.act, -(-self.resolution // 2)
+        stem = Layer("stem", family, act, 3, self.resolution, out_chs=genotype.stem_size)
+        total = self._sum([stem])
+        chs = genotype.stem_size
         try:
-            return _features(layers, self.entries)
+            for stage in genotype.stages:
+                for block in stage:
+                    context = (block, family, act, chs, size)
+                    if context not in self._sums:
+                        self._sums[context] = self._sum(_block_layers(*context))
+                    total = [a + b for a, b in zip(total, self._sums[context], strict=True)]
+                    size, chs = -(-size // block.stride), block.out_chs
+            total = [a + b for a, b in zip(total, self._sum([Layer("head", family, act, chs, size,
+                                                                    out_chs=genotype.num_features)]), strict=True)]
         except KeyError:
             raise MissingEntries(self.missing(genotype)) from None
+        return dict(zip(FEATURES, total, strict=True))
+
+    def _sum(self, layers: Sequence[Layer]) -> tuple[float, ...]:
+        return _feature_sums(layers, self.entries)
 
     def raw_sum(self, genotype: Genotype) -> float:
+        """The table's plain sum, before calibration."""
         return self.features(genotype)["sum_ms"]
 
     def __call__(self, genotype: Genotype) -> float:
@@ -262,7 +302,8 @@ class LatencyPredictor:
 
 def settings_from(fingerprint: dict[str, Any]) -> LatencySettings:
     return LatencySettings(resolution=int(fingerprint["resolution"]), threads=int(fingerprint["threads"]),
-                           backend=str(fingerprint["backend"]), batch=int(fingerprint["batch"]))
+                           backend=str(fingerprint["backend"]), batch=int(fingerprint["batch"]),
+                           passes=int(fingerprint["passes"]))
 
 
 def find_predictor(storage_url: str | None, settings: LatencySettings, space: str | None = None) -> LatencyPredictor | None:
@@ -311,21 +352,46 @@ def measure_layer(layer: Layer, settings: LatencySettings) -> tuple[Measurement,
 
 
 def fill_entries(url: str, table_id: int, layers: Sequence[Layer], settings: LatencySettings,
-                 progress: Progress | None = None) -> float:
-    """Measure and store ``layers`` one by one (each stored at once, so an interrupted build
-    resumes where it stopped); returns the seconds spent."""
+                 progress: Progress | None = None) -> tuple[float, int]:
+    """Measure ``layers`` in ``settings.passes`` rounds, each round over all of them (a burst of
+    interference then spoils one round of a layer, not all); every round of every layer is stored
+    at once, so an interrupted build resumes where it stopped. Returns (seconds, rounds measured)."""
     start = time.perf_counter()
-    for done, layer in enumerate(layers, 1):
-        measured, params = measure_layer(layer, settings)
-        store.add_entries(url, table_id, [{"key": layer.key, "latency_ms": measured.latency_ms, "params": params,
-                                           "spread_ms": measured.spread_ms, "load_avg": measured.load_avg}])
+    single = replace(settings, passes=1)
+    done = store.entry_passes(url, table_id)
+    work = [(round_, layer) for round_ in range(1, settings.passes + 1) for layer in layers
+            if done.get(layer.key, 0) < round_]
+    for count, (round_, layer) in enumerate(work, 1):
+        measured, params = measure_layer(layer, single)
+        store.record_pass(url, table_id, layer.key, round_, latency_ms=measured.latency_ms, spread_ms=measured.spread_ms,
+                          load_avg=measured.load_avg, params=params)
         if progress:
-            progress("measure layers", done, len(layers))
-    return time.perf_counter() - start
+            progress("measure layers", count, len(work))
+    return time.perf_counter() - start, len(work)
 
 
 def measure_network(genotype: Genotype, settings: LatencySettings) -> Measurement:
     return measure_latency(build_model(genotype, num_classes=NUM_CLASSES), settings)
+
+
+def measure_networks(genotypes: Sequence[Genotype], settings: LatencySettings, phase: str,
+                     progress: Progress | None = None) -> list[Measurement]:
+    """Whole networks measured as the table's layers are: ``settings.passes`` rounds over all of
+    them, each network's fastest round kept (its ``pass_ms`` holds every round)."""
+    single = replace(settings, passes=1)
+    models = [build_model(g, num_classes=NUM_CLASSES) for g in genotypes]
+    rounds: list[list[Measurement]] = [[] for _ in models]
+    total = len(models) * settings.passes
+    for round_ in range(settings.passes):
+        for i, model in enumerate(models):
+            rounds[i].append(measure_latency(model, single))
+            if progress:
+                progress(phase, round_ * len(models) + i + 1, total)
+    results = []
+    for measured in rounds:
+        best = min(measured, key=lambda m: m.latency_ms)
+        results.append(replace(best, runs=sum(m.runs for m in measured), pass_ms=tuple(m.latency_ms for m in measured)))
+    return results
 
 
 @dataclass(frozen=True)
@@ -334,13 +400,13 @@ class BuildResult:
     fingerprint: dict[str, Any]
     space: str
     entries: int  # the space's layers, all stored now
-    measured: int  # measured by this call
+    measured: int  # layer rounds measured by this call (a layer takes settings.passes rounds)
     build_s: float  # measuring the table's layers for this space, over all (resumed) calls
     calibration: Calibration
 
 
 def build_table(space_name: str, settings: LatencySettings, storage_url: str | None = None, *,
-                calibration_samples: int = 40, progress: Progress | None = None) -> BuildResult:
+                calibration_samples: int = 60, progress: Progress | None = None) -> BuildResult:
     """Measure every layer of the space not yet stored for this device, then calibrate."""
     space = _space(space_name)
     if calibration_samples < 5:
@@ -349,26 +415,23 @@ def build_table(space_name: str, settings: LatencySettings, storage_url: str | N
     fingerprint = device_fingerprint(settings)
     table_id = store.get_or_create_table(url, fingerprint)
     layers = space_layers(space, settings.resolution)
-    stored = store.load_entries(url, table_id)
-    todo = [layer for key, layer in layers.items() if key not in stored]
+    done = store.entry_passes(url, table_id)
+    todo = [layer for key, layer in layers.items() if done.get(key, 0) < settings.passes]
     model = store.load_model(url, table_id, space.name) or {}
-    spent = fill_entries(url, table_id, todo, settings, progress)
+    spent, rounds = fill_entries(url, table_id, todo, settings, progress)
     build_s = (model.get("build_s") or 0.0) + spent
     store.save_model(url, table_id, space.name, build_s=build_s)
     calibration = model.get("calibration")
     if calibration is None or calibration.get("samples") != calibration_samples or todo:
         entries = store.load_entries(url, table_id)
-        points = []
         networks = random_networks(space, calibration_samples, CALIBRATION_SEED)
-        for done, genotype in enumerate(networks, 1):
-            measured = measure_network(genotype, settings)
-            points.append({"arch_key": genotype.key, "measured_ms": measured.latency_ms, "spread_ms": measured.spread_ms,
-                           "features": _features(network_layers(genotype, settings.resolution), entries)})
-            if progress:
-                progress("calibrate on whole networks", done, len(networks))
+        measured = measure_networks(networks, settings, "calibrate on whole networks", progress)
+        points = [{"arch_key": g.key, "measured_ms": m.latency_ms, "spread_ms": m.spread_ms, "pass_ms": list(m.pass_ms),
+                   "features": _features(network_layers(g, settings.resolution), entries)}
+                  for g, m in zip(networks, measured, strict=True)]
         calibration = Calibration.fit(points).to_dict()
         store.save_model(url, table_id, space.name, calibration=calibration, validation=None)
-    return BuildResult(table_id, fingerprint, space.name, len(layers), len(todo), build_s, Calibration.from_dict(calibration))
+    return BuildResult(table_id, fingerprint, space.name, len(layers), rounds, build_s, Calibration.from_dict(calibration))
 
 
 def _space(name: str) -> FactorizedSpace:
@@ -383,11 +446,11 @@ def _within(errors: np.ndarray, pct: float) -> float:
 
 
 def validate_table(space_name: str, settings: LatencySettings, storage_url: str | None = None, *,
-                   samples: int = 100, remeasure_every: int = 5, progress: Progress | None = None) -> dict[str, Any]:
+                   samples: int = 100, progress: Progress | None = None) -> dict[str, Any]:
     """Measure ``samples`` random networks the calibration never saw and score the predictor.
 
-    Every ``remeasure_every``-th network is measured twice, to report the measurement's own
-    run-to-run noise beside the predictor's error. The result is stored with the table.
+    Beside the predictor's error it reports the measurement's own noise: how far one round of a
+    network's measurement lands from another round. The result is stored with the table.
     """
     from scipy import stats
 
@@ -398,25 +461,18 @@ def validate_table(space_name: str, settings: LatencySettings, storage_url: str 
     predictor = load_predictor(url, settings, space.name)
     seen = [p["arch_key"] for p in predictor.calibration.points]
     networks = random_networks(space, samples, VALIDATION_SEED, exclude=seen)
-    points, repeats = [], []
     start = time.perf_counter()
-    for done, genotype in enumerate(networks, 1):
-        measured = measure_network(genotype, settings)
-        point = {"arch_key": genotype.key, "predicted_ms": predictor(genotype), "measured_ms": measured.latency_ms,
-                 "spread_ms": measured.spread_ms, "sum_ms": predictor.raw_sum(genotype), "load_avg": measured.load_avg,
-                 "macs": count_macs(genotype, settings.resolution)}
-        if remeasure_every and done % remeasure_every == 0:
-            point["remeasured_ms"] = measure_network(genotype, settings).latency_ms
-            repeats.append(point["remeasured_ms"] / point["measured_ms"] - 1)
-        points.append(point)
-        if progress:
-            progress("validate on unseen networks", done, len(networks))
+    measurements = measure_networks(networks, settings, "validate on unseen networks", progress)
     measure_s = time.perf_counter() - start
+    points = [{"arch_key": g.key, "predicted_ms": predictor(g), "measured_ms": m.latency_ms, "spread_ms": m.spread_ms,
+               "pass_ms": list(m.pass_ms), "sum_ms": predictor.raw_sum(g), "load_avg": m.load_avg,
+               "macs": count_macs(g, settings.resolution)} for g, m in zip(networks, measurements, strict=True)]
     predicted = np.array([p["predicted_ms"] for p in points])
     measured = np.array([p["measured_ms"] for p in points])
     errors = predicted / measured - 1
     sum_errors = np.array([p["sum_ms"] for p in points]) / measured - 1
-    rerun = np.array(repeats)
+    rounds = np.array([p["pass_ms"] for p in points])
+    rerun = rounds[:, 1] / rounds[:, 0] - 1 if rounds.shape[1] > 1 else np.array([])
     result = {
         "space": space.name, "samples": len(points), "device": predictor.fingerprint,
         "within_5pct": _within(errors, 5), "within_10pct": _within(errors, 10),
@@ -429,13 +485,14 @@ def validate_table(space_name: str, settings: LatencySettings, storage_url: str 
         "sum_to_whole_ratio": {"mean": float(np.mean(sum_errors + 1)), "min": float(np.min(sum_errors + 1)),
                                "max": float(np.max(sum_errors + 1))},
         "measurement_noise": {
-            "remeasured": len(rerun),
+            "rounds": int(rounds.shape[1]),
             "rerun_within_5pct": _within(rerun, 5) if len(rerun) else None,
             "rerun_within_10pct": _within(rerun, 10) if len(rerun) else None,
             "rerun_rms_pct": float(np.sqrt(np.mean(rerun ** 2)) * 100) if len(rerun) else None,
             "median_iqr_pct": float(np.median([p["spread_ms"] / p["measured_ms"] for p in points]) * 100),
+            "load_avg_max": float(max(p["load_avg"] for p in points)),
         },
-        "measurements_per_s": (len(points) + len(rerun)) / measure_s,
+        "measurements_per_s": len(points) * settings.passes / measure_s,
         "calibration": {k: v for k, v in predictor.calibration.to_dict().items() if k != "points"},
         "points": points,
     }
@@ -462,8 +519,7 @@ def fill_missing(storage_url: str | None, predictor: LatencyPredictor, genotype:
     if not layers:
         return predictor, 0
     url = resolve_url(storage_url)
-    settings = settings_from(predictor.fingerprint)
-    fill_entries(url, predictor.table_id, layers, settings, progress)
+    fill_entries(url, predictor.table_id, layers, settings_from(predictor.fingerprint), progress)
     return (LatencyPredictor(predictor.table_id, predictor.fingerprint, store.load_entries(url, predictor.table_id),
                              predictor.calibration, predictor.space), len(layers))
 

@@ -118,7 +118,7 @@ def upload_architecture(trial: optuna.Trial, url: str) -> None:
         warnings.warn(f"no architecture artifact for trial {trial.number}: {err}", stacklevel=2)
 
 
-def _artifact_links(study: optuna.Study, trial: FrozenTrial) -> list[tuple[str, str]]:
+def artifact_links(study: optuna.Study, trial: FrozenTrial) -> list[tuple[str, str]]:
     links = []
     for key, value in trial.system_attrs.items():
         if key.startswith(ARTIFACTS_ATTR_PREFIX):
@@ -132,4 +132,4 @@ class TrialNotes:
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         # save_note takes a live Trial: rebuilding one only reads the trial back from storage
-        save_note(optuna.Trial(study, trial._trial_id), trial_note(trial, study.metric_names, _artifact_links(study, trial)))
+        save_note(optuna.Trial(study, trial._trial_id), trial_note(trial, study.metric_names, artifact_links(study, trial)))

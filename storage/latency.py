@@ -44,6 +44,7 @@ class LatencyEntry(Base):
     spread_ms: Mapped[float] = mapped_column(Float)
     load_avg: Mapped[float] = mapped_column(Float)
     params: Mapped[int] = mapped_column(Integer)  # the layer's weights, a calibration feature
+    passes: Mapped[int] = mapped_column(Integer, default=1)  # measuring rounds so far; latency_ms is the fastest
     measured_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -107,9 +108,28 @@ def load_entries(url: str, table_id: int) -> dict[str, tuple[float, int]]:
 
 
 def add_entries(url: str, table_id: int, entries: list[dict[str, Any]]) -> None:
-    """Store measured entries (dicts with key, latency_ms, spread_ms, load_avg, params) in one transaction."""
+    """Store new entries (dicts with key, latency_ms, spread_ms, load_avg, params) in one transaction."""
     with session(url) as db:
         db.add_all(LatencyEntry(table_id=table_id, **entry) for entry in entries)
+
+
+def record_pass(url: str, table_id: int, key: str, passes: int, **measured: Any) -> None:
+    """Store round ``passes`` of one entry's measurement: the entry keeps the fastest round."""
+    with session(url) as db:
+        entry = db.scalar(select(LatencyEntry).where(LatencyEntry.table_id == table_id, LatencyEntry.key == key))
+        if entry is None:
+            db.add(LatencyEntry(table_id=table_id, key=key, passes=passes, **measured))
+            return
+        if measured["latency_ms"] < entry.latency_ms:
+            for name, value in measured.items():
+                setattr(entry, name, value)
+        entry.passes = passes
+
+
+def entry_passes(url: str, table_id: int) -> dict[str, int]:
+    """Entry key -> measuring rounds done (a build resumes each round where it stopped)."""
+    with session(url) as db:
+        return dict(db.execute(select(LatencyEntry.key, LatencyEntry.passes).where(LatencyEntry.table_id == table_id)).all())
 
 
 def load_model(url: str, table_id: int, space: str) -> dict[str, Any] | None:

@@ -57,7 +57,7 @@ def build(
     backend: BackendOpt = "torch",
     threads: ThreadsOpt = 1,
     resolution: Annotated[int, typer.Option(help="input size the table is for")] = 224,
-    calibration: Annotated[int, typer.Option(help="whole networks measured to calibrate the sum of layers")] = 40,
+    calibration: Annotated[int, typer.Option(help="whole networks measured to calibrate the sum of layers")] = 60,
     storage: StorageOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -78,7 +78,8 @@ def build(
                     "calibration": {k: v for k, v in calib.to_dict().items() if k != "points"}})
         return
     out.print(f"latency table for {describe(result.fingerprint)}: {result.entries} layers of space {result.space!r} "
-              f"({result.measured} measured now), built in {result.build_s:.0f} s")
+              f"({result.measured} layer rounds measured now, {result.fingerprint['passes']} per layer), "
+              f"built in {result.build_s:.0f} s")
     terms = " + ".join(f"{c:.4g} x {f}" for f, c in zip(calib.features, calib.coefficients, strict=True))
     out.print(f"calibration on {calib.samples} whole networks: latency = {calib.intercept:.3g} + {terms} "
               f"(leave-one-out error {calib.loo_rmse_pct:.1f}% RMS); check it with `nas latency validate --space {space}`")
@@ -119,11 +120,11 @@ def validate(
     table = Table(title=f"latency model on {samples} unseen networks of {space!r}")
     table.add_column("figure")
     table.add_column("predictor", justify="right")
-    table.add_column("measurement itself", justify="right")
+    table.add_column("one measuring round vs another", justify="right")
     pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
     table.add_row("within +-10%", pct(result["within_10pct"]), pct(noise["rerun_within_10pct"]))
     table.add_row("within +-5%", pct(result["within_5pct"]), pct(noise["rerun_within_5pct"]))
-    table.add_row("RMS error", f"{result['rmse_ms']:.3f} ms", f"{noise['rerun_rms_pct']:.1f}% (rerun)" if noise["rerun_rms_pct"] else "-")
+    table.add_row("RMS error", f"{result['rmse_ms']:.3f} ms", f"{noise['rerun_rms_pct']:.1f}%" if noise["rerun_rms_pct"] is not None else "-")
     table.add_row("Spearman / Kendall tau", f"{result['spearman']:.3f} / {result['kendall_tau']:.3f}", "")
     table.add_row("sum of layers, uncalibrated, within +-10%", pct(result["uncalibrated_within_10pct"]), "")
     ratio = result["sum_to_whole_ratio"]
