@@ -162,6 +162,32 @@ def time_api(storage_url: str, study_id: int, n: int, cwd: Path) -> dict[str, fl
         server.wait(timeout=30)
 
 
+def time_lookups(url: str, study_id: int) -> dict[str, float]:
+    """The study detail request in-process, optuna-dashboard's own note lookups against the grouped
+    ones (``dashboards.attr_index``), alternated so both see the same machine."""
+    from wsgiref.util import setup_testing_defaults
+
+    from dashboards.server import dashboard_app
+
+    def request(app) -> tuple[float, bytes]:
+        environ = {"PATH_INFO": f"/api/studies/{study_id}", "QUERY_STRING": ""}
+        setup_testing_defaults(environ)
+        start = time.perf_counter()
+        body = b"".join(app(environ, lambda status, headers, exc_info=None: None))
+        return time.perf_counter() - start, body
+
+    apps = {"stock": dashboard_app(url, artifact_dir(url), indexed=False), "grouped": dashboard_app(url, artifact_dir(url))}
+    times: dict[str, list[float]] = {name: [] for name in apps}
+    bodies = {}
+    for _ in range(2):
+        for name, app in apps.items():
+            elapsed, bodies[name] = request(app)
+            times[name].append(elapsed)
+    assert bodies["stock"] == bodies["grouped"], "the grouped lookups must serve the same study"
+    stock, grouped = min(times["stock"]), min(times["grouped"])
+    return {"study_detail_stock_s": stock, "study_detail_grouped_s": grouped, "speedup": stock / grouped}
+
+
 def time_report(storage_url: str, cwd: Path) -> dict[str, float]:
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "nas", "report", "--storage", storage_url, "-o", "report.html", "--json"],
@@ -189,9 +215,10 @@ def main() -> None:
         add_notes(study, url)
         notes_s = time.perf_counter() - start
         noted = time_api(url, study._study_id, args.trials, cwd)
+        lookups = time_lookups(url, study._study_id)
         report = time_report(url, cwd)
     figures = {"trials": args.trials, "fill_s": fill_s, "notes_s": notes_s, "report": report,
-               "api_without_notes": bare, "api_with_notes": noted}
+               "api_without_notes": bare, "api_with_notes": noted, "note_lookups": lookups}
     path = save("report_scale", figures)
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -203,6 +230,8 @@ def main() -> None:
         unit = "MB" if key.endswith("_mb") else "s"
         table.add_row(f"dashboard {key.removesuffix('_s').removesuffix('_mb').replace('_', ' ')} ({unit})",
                       f"{bare[key]:.2f}", f"{noted[key]:.2f}")
+    table.add_row("study detail in-process, optuna-dashboard's lookups (s)", "", f"{lookups['study_detail_stock_s']:.2f}")
+    table.add_row("study detail in-process, grouped lookups (s)", "", f"{lookups['study_detail_grouped_s']:.2f}")
     table.add_row("`nas report` wall (s)", "", f"{report['report_cli_s']:.2f}")
     table.add_row("  of which reading and drawing (s)", "", f"{report['report_in_command_s']:.2f}")
     table.add_row("report file (MB)", "", f"{report['report_mb']:.2f}")

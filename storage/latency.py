@@ -107,12 +107,6 @@ def load_entries(url: str, table_id: int) -> dict[str, tuple[float, int]]:
         return {key: (latency, params) for key, latency, params in rows}
 
 
-def add_entries(url: str, table_id: int, entries: list[dict[str, Any]]) -> None:
-    """Store new entries (dicts with key, latency_ms, spread_ms, load_avg, params) in one transaction."""
-    with session(url) as db:
-        db.add_all(LatencyEntry(table_id=table_id, **entry) for entry in entries)
-
-
 def record_pass(url: str, table_id: int, key: str, passes: int, **measured: Any) -> None:
     """Store round ``passes`` of one entry's measurement: the entry keeps the fastest round."""
     with session(url) as db:

@@ -115,3 +115,16 @@ def test_another_host_is_served_only_with_a_warning(nas_cli):
     assert lines[0].startswith("warning: serving on 192.0.2.1") and "no authentication" in proc.stderr
     assert lines[-1].startswith("error: cannot listen on 192.0.2.1")
 
+
+
+def test_grouped_note_lookups_serve_exactly_what_optuna_dashboard_serves(searched):
+    study = load_study(searched, None)
+    first = study.get_trials(deepcopy=False)[0]
+    meta = {"artifact_id": "0000-ui", "filename": "ui.txt", "mimetype": "text/plain", "encoding": None}
+    study._storage.set_study_system_attr(study._study_id, f"dashboard:artifacts:{first._trial_id}:0000-ui", json.dumps(meta))
+    path = f"/api/studies/{study._study_id}"
+    stock = json.loads(_wsgi_get(dashboard_app(searched, artifact_dir(searched), indexed=False), path)[1])
+    grouped = json.loads(_wsgi_get(dashboard_app(searched, artifact_dir(searched)), path)[1])
+    assert grouped == stock
+    assert any(a["filename"] == "ui.txt" for a in grouped["trials"][0]["artifacts"])  # a study-kept artifact too
+    assert all(t["note"]["body"].startswith("### Trial") for t in grouped["trials"])

@@ -61,10 +61,12 @@ def test_latency_tables_on_every_backend(any_url):
     here, there = {"cpu": "A", "threads": 1, "run": str(uuid.uuid4())}, {"cpu": "B", "threads": 1, "run": str(uuid.uuid4())}
     table = latency.get_or_create_table(any_url, here)
     assert latency.get_or_create_table(any_url, here) == table != latency.get_or_create_table(any_url, there)
-    latency.add_entries(any_url, table, [{"key": "k1", "latency_ms": 1.5, "spread_ms": 0.1, "load_avg": 0.2, "params": 10}])
-    with pytest.raises(StorageError):  # one entry per key and table: a resumed build never doubles one
-        latency.add_entries(any_url, table, [{"key": "k1", "latency_ms": 9.9, "spread_ms": 0, "load_avg": 0, "params": 1}])
-    assert latency.load_entries(any_url, table) == {"k1": (1.5, 10)}
+    latency.record_pass(any_url, table, "k1", 1, latency_ms=1.5, spread_ms=0.1, load_avg=0.2, params=10)
+    latency.record_pass(any_url, table, "k1", 2, latency_ms=1.9, spread_ms=0.1, load_avg=0.2, params=10)  # slower: kept 1.5
+    latency.record_pass(any_url, table, "k2", 1, latency_ms=2.0, spread_ms=0.1, load_avg=0.2, params=5)
+    latency.record_pass(any_url, table, "k2", 2, latency_ms=1.2, spread_ms=0.1, load_avg=0.2, params=5)  # faster: taken
+    assert latency.load_entries(any_url, table) == {"k1": (1.5, 10), "k2": (1.2, 5)}
+    assert latency.entry_passes(any_url, table) == {"k1": 2, "k2": 2}
     assert latency.load_entries(any_url, latency.find_table(any_url, there)) == {}
     latency.save_model(any_url, table, "tiny", build_s=2.0)
     latency.save_model(any_url, table, "tiny", calibration={"samples": 3})
