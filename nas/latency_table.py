@@ -273,9 +273,9 @@ class LatencyPredictor:
         context (input channels and size) recurs across networks, so each is summed once."""
         family, act, size = genotype.family, genotype.act, -(-self.resolution // 2)
         stem = Layer("stem", family, act, 3, self.resolution, out_chs=genotype.stem_size)
-        total = self._sum([stem])
         chs = genotype.stem_size
         try:
+            total = self._sum([stem])
             for stage in genotype.stages:
                 for block in stage:
                     context = (block, family, act, chs, size)
@@ -419,7 +419,7 @@ def build_table(space_name: str, settings: LatencySettings, storage_url: str | N
     todo = [layer for key, layer in layers.items() if done.get(key, 0) < settings.passes]
     model = store.load_model(url, table_id, space.name) or {}
     spent, rounds = fill_entries(url, table_id, todo, settings, progress)
-    build_s = (model.get("build_s") or 0.0) + spent
+    build_s = (model.get("build_s") or 0.0) + (spent if rounds else 0.0)
     store.save_model(url, table_id, space.name, build_s=build_s)
     calibration = model.get("calibration")
     if calibration is None or calibration.get("samples") != calibration_samples or todo:

@@ -62,12 +62,12 @@ def test_calibration_recovers_a_known_relation_and_flags_extrapolation():
     points = []
     for i in range(30):
         features = {"sum_ms": rng.uniform(5, 20), "layers": float(rng.integers(10, 30)),
-                    "mparams": rng.uniform(1, 5), "mactivations": rng.uniform(1, 3)}
+                    "mparams": rng.uniform(1, 5), "mactivations": rng.uniform(1, 3), "mexpanded": rng.uniform(2, 9)}
         measured = 0.5 + 1.2 * features["sum_ms"] + 0.3 * features["mparams"]
         points.append({"arch_key": str(i), "measured_ms": measured, "features": features})
     calibration = Calibration.fit(points)
     assert set(calibration.features) == {"sum_ms", "mparams"} or calibration.loo_rmse_pct < 1e-6
-    probe = {"sum_ms": 10.0, "layers": 20.0, "mparams": 2.0, "mactivations": 2.0}
+    probe = {"sum_ms": 10.0, "layers": 20.0, "mparams": 2.0, "mactivations": 2.0, "mexpanded": 5.0}
     assert calibration(probe) == pytest.approx(0.5 + 12 + 0.6, rel=1e-6)
     assert calibration.outside(probe) == []
     assert calibration.outside({**probe, "sum_ms": 80.0})
@@ -154,7 +154,7 @@ def test_onnxruntime_tables_are_separate_devices(nas_cli):
     torch_table = nas_cli.json("latency", "build", "--space", "tiny", *RES, "--calibration", "6")
     ort_table = nas_cli.json("latency", "build", "--space", "tiny", *RES, "--calibration", "6", "--backend", "onnxruntime")
     assert ort_table["device"]["backend"] == "onnxruntime-cpu" and "onnxruntime" in ort_table["device"]
-    assert ort_table["table_id"] != torch_table["table_id"] and ort_table["measured_now"] == ort_table["entries"]
+    assert ort_table["table_id"] != torch_table["table_id"] and ort_table["measured_now"] == 3 * ort_table["entries"]
     assert len(nas_cli.json("latency", "devices")) == 2
 
 
