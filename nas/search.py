@@ -257,10 +257,10 @@ def check_top(study: optuna.Study, url: str, config: SearchConfig, top: int) -> 
     for _, record in rank(study, config.reward_fn, top):
         if record.number not in checked and record.latency_source == "lut":
             measured = measure_latency(build_model(record.genotype), config.latency)
-            latency_store.add_trial_latency(url, study=study.study_name, trial=record.number, latency_ms=measured.latency_ms,
-                                            spread_ms=measured.spread_ms, load_avg=measured.load_avg,
-                                            predicted_ms=record.latency_predicted_ms, device=device)
-            checked = latency_store.trial_latencies(url, study.study_name)
+            row = {"latency_ms": measured.latency_ms, "spread_ms": measured.spread_ms, "load_avg": measured.load_avg,
+                   "predicted_ms": record.latency_predicted_ms, "device": device}
+            latency_store.add_trial_latency(url, study=study.study_name, trial=record.number, **row)
+            checked[record.number] = row
         if record.number in checked:
             row = checked[record.number]
             results.append({"trial": record.number, "predicted_ms": row["predicted_ms"], "measured_ms": row["latency_ms"],

@@ -17,6 +17,7 @@ app.add_typer(latency_app, name="latency")
 BackendOpt = Annotated[str, typer.Option(help="torch (eager, default) | onnxruntime | cuda")]
 ThreadsOpt = Annotated[int, typer.Option(help="CPU threads")]
 SpaceOpt = Annotated[str, typer.Option(help="search space (see `nas spaces`)")]
+TableResolutionOpt = Annotated[int, typer.Option("--resolution", help="input size the table is for")]
 
 
 class _Bars:
@@ -56,7 +57,7 @@ def build(
     space: SpaceOpt = "mbconv",
     backend: BackendOpt = "torch",
     threads: ThreadsOpt = 1,
-    resolution: Annotated[int, typer.Option(help="input size the table is for")] = 224,
+    resolution: TableResolutionOpt = 224,
     calibration: Annotated[int, typer.Option(help="whole networks measured to calibrate the sum of layers")] = 60,
     storage: StorageOpt = None,
     as_json: JsonOpt = False,
@@ -91,7 +92,7 @@ def validate(
     samples: Annotated[int, typer.Option(help="random networks of the space, never used in calibration")] = 100,
     backend: BackendOpt = "torch",
     threads: ThreadsOpt = 1,
-    resolution: Annotated[int, typer.Option(help="input size of the table")] = 224,
+    resolution: TableResolutionOpt = 224,
     plot: Annotated[Optional[Path], typer.Option("-o", "--plot", help="scatter plot (HTML) [default: latency-validation-SPACE.html]")] = None,
     png: Annotated[bool, typer.Option(help="also write the plot as PNG")] = False,
     storage: StorageOpt = None,
