@@ -20,9 +20,9 @@ from rich.console import Console
 from rich.table import Table
 
 from _common import save
-from nas.latency import LatencySettings
-from nas.latency_table import build_table, load_predictor, predictions_per_second, random_networks, validate_table
+from nas.latency import LatencySettings, build_table, load_predictor, predictions_per_second, random_networks, validate_table
 from search_spaces import get_space
+from storage import Store
 
 STORAGE = f"sqlite:///{Path(__file__).parent / '.latency_model.db'}"
 
@@ -37,32 +37,32 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     settings = LatencySettings.for_backend(args.backend)
+    store = Store.open(args.storage)
     start = time.perf_counter()
-    built = build_table(args.space, settings, args.storage, calibration_samples=args.calibration)
+    built = build_table(store, args.space, settings, calibration_samples=args.calibration)
     build_call_s = time.perf_counter() - start
-    valid = validate_table(args.space, settings, args.storage, samples=args.samples)
+    valid = validate_table(store, args.space, settings, samples=args.samples)
 
-    predictor = load_predictor(args.storage, settings, args.space)
+    predictor = load_predictor(store, settings, args.space)
     networks = random_networks(get_space(args.space), 1000, seed=99)
     per_s = predictions_per_second(predictor, networks)
-    measured = [p["measured_ms"] for p in valid["points"]]
+    measured = [p.measured_ms for p in valid.points]
+    stored = valid.summary()
     figures = {
-        "space": args.space, "device": built.fingerprint, "samples": valid["samples"],
-        "within_10pct": valid["within_10pct"], "within_5pct": valid["within_5pct"], "rmse_ms": valid["rmse_ms"],
-        "mean_abs_error_pct": valid["mean_abs_error_pct"], "kendall_tau": valid["kendall_tau"], "spearman": valid["spearman"],
-        "macs_kendall_tau": valid["macs_kendall_tau"],
-        "uncalibrated_within_10pct": valid["uncalibrated_within_10pct"], "sum_to_whole_ratio": valid["sum_to_whole_ratio"],
-        "measurement_noise": valid["measurement_noise"], "calibration": valid["calibration"],
-        "predictions_per_s": per_s, "measurements_per_s": valid["measurements_per_s"],
-        "speedup": per_s / valid["measurements_per_s"], "build_s": built.build_s, "build_call_s": build_call_s,
+        "space": args.space, "device": built.device, "samples": valid.samples,
+        **{name: stored[name] for name in ("within_10pct", "within_5pct", "rmse_ms", "mean_abs_error_pct", "kendall_tau",
+                                           "spearman", "macs_kendall_tau", "uncalibrated_within_10pct", "sum_to_whole_ratio",
+                                           "measurement_noise", "calibration")},
+        "predictions_per_s": per_s, "measurements_per_s": valid.measurements_per_s,
+        "speedup": per_s / valid.measurements_per_s, "build_s": built.build_s, "build_call_s": build_call_s,
         "entries": built.entries, "measured_latency_ms": {"min": min(measured), "max": max(measured)},
     }
     path = save("latency_model", figures)
     if args.json:
         print(json.dumps(figures, indent=2, default=str))
         return
-    noise = valid["measurement_noise"]
-    table = Table(title=f"latency model, space {args.space}, {settings.backend}, {valid['samples']} unseen networks")
+    noise = valid.measurement_noise
+    table = Table(title=f"latency model, space {args.space}, {settings.backend}, {valid.samples} unseen networks")
     table.add_column("figure")
     table.add_column("value", justify="right")
     table.add_column("target / reference", justify="right")
@@ -71,9 +71,9 @@ def main() -> None:
     table.add_row("RMSE", f"{figures['rmse_ms']:.3f} ms", "")
     table.add_row("Kendall tau (MACs' tau)", f"{figures['kendall_tau']:.3f} ({figures['macs_kendall_tau']:.3f})", "")
     table.add_row("uncalibrated sum within +-10%", f"{100 * figures['uncalibrated_within_10pct']:.1f}%", "")
-    if noise["rerun_within_10pct"] is not None:
+    if noise.rerun_within_10pct is not None:
         table.add_row("one round vs another within +-10% / +-5%",
-                      f"{100 * noise['rerun_within_10pct']:.0f}% / {100 * noise['rerun_within_5pct']:.0f}%", "the noise floor")
+                      f"{100 * noise.rerun_within_10pct:.0f}% / {100 * noise.rerun_within_5pct:.0f}%", "the noise floor")
     table.add_row("predictions per second", f"{per_s:,.0f}", ">= 10,000")
     table.add_row("measurements per second", f"{figures['measurements_per_s']:.2f}", f"{figures['speedup']:,.0f}x fewer")
     table.add_row("table build", f"{figures['build_s']:.0f} s, {built.entries} layers", "")

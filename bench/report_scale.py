@@ -43,8 +43,9 @@ from rich.console import Console
 from rich.table import Table
 
 from _common import save
-from nas.notes import ARCHITECTURE_FILE, artifact_links, artifact_dir, trial_architecture, trial_note
-from nas.results import TrialRecord
+from nas.notes import ARCHITECTURE_FILE, artifact_dir, artifact_links, trial_note
+from nas.results import trial_architecture
+from storage import TrialRecord
 from search_spaces import get_space
 from storage import open_optuna_storage
 
@@ -119,7 +120,7 @@ def add_notes(study: optuna.Study, url: str) -> None:
             if key.startswith(ARTIFACTS_ATTR_PREFIX):
                 store.write(json.loads(value)["artifact_id"], io.BytesIO(json.dumps(architecture.to_dict()).encode()))
         storage.set_study_system_attr(study._study_id, note_ver_key(trial._trial_id), 1)
-        note = trial_note(trial, ["reward"], artifact_links(study, trial))
+        note = trial_note(trial, ["reward"], artifact_links(storage, study, trial))
         for key, chunk in split_body(note, trial._trial_id).items():
             storage.set_study_system_attr(study._study_id, key, chunk)
 

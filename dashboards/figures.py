@@ -7,12 +7,14 @@ Trial clouds are one WebGL trace each (``Scattergl``), filled from whole columns
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import plotly.graph_objects as go
 
 from dashboards.study_data import StudyData, TrialColumns
+from storage import Run
 
 GREY = "rgba(150, 150, 150, 0.45)"
 TRIAL_HOVER = ("trial %{customdata[0]}<br>%{x:.3f} ms, %{y:.2f} %<br>params %{customdata[1]:.3s}, "
@@ -41,17 +43,17 @@ def _trial_cloud(trials: TrialColumns, keep: np.ndarray, name: str, marker: dict
                         marker=marker, customdata=custom, text=trials.origin[keep].tolist(), hovertemplate=TRIAL_HOVER)
 
 
-def _scale_families(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def _scale_families(runs: list[Run]) -> dict[str, list[Run]]:
     """Scaled networks grouped by base network and coefficients, each family ordered by phi."""
-    families: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    families: dict[str, list[Run]] = defaultdict(list)
     for run in runs:
-        s = run["settings"] or {}
-        base = run["name"].split("@")[0]
+        s = run.settings or {}
+        base = run.name.split("@")[0]
         if s.get("alpha") is None:  # a released family publishes multipliers, not coefficients
             families[f"{base} {s.get('family')} family"].append(run)
         else:
             families[f"{base} α={s['alpha']:g} β={s['beta']:g} γ={s['gamma']:g}"].append(run)
-    return {name: sorted(members, key=lambda r: r["settings"].get("phi", 0)) for name, members in families.items()}
+    return {name: sorted(members, key=lambda r: (r.settings or {}).get("phi", 0)) for name, members in families.items()}
 
 
 def accuracy_latency(data: StudyData) -> go.Figure:
@@ -79,14 +81,14 @@ def accuracy_latency(data: StudyData) -> go.Figure:
                                  text=trials.origin[seeds].tolist(), textposition="top center", name="seed networks (in the study)",
                                  marker={"size": 11, "symbol": "square-open", "color": "#1f77b4"}))
     if data.baselines:
-        fig.add_trace(go.Scatter(x=[r["latency_ms"] for r in data.baselines], y=[100 * r["accuracy"] for r in data.baselines],
-                                 mode="markers+text", text=[r["name"] for r in data.baselines], textposition="bottom center",
+        fig.add_trace(go.Scatter(x=[r.latency_ms for r in data.baselines], y=[100 * r.accuracy for r in data.baselines],
+                                 mode="markers+text", text=[r.name for r in data.baselines], textposition="bottom center",
                                  name="baselines (nas baselines)", marker={"size": 13, "symbol": "star", "color": "#ff7f0e"}))
     for name, members in _scale_families(data.scale_runs).items():
-        drawn = [r for r in members if r["accuracy"] is not None and r["latency_ms"] is not None]
+        drawn = [r for r in members if r.accuracy is not None and r.latency_ms is not None]
         if drawn:
-            fig.add_trace(go.Scatter(x=[r["latency_ms"] for r in drawn], y=[100 * r["accuracy"] for r in drawn],
-                                     mode="lines+markers+text", text=[f"φ={r['settings'].get('phi')}" for r in drawn],
+            fig.add_trace(go.Scatter(x=[r.latency_ms for r in drawn], y=[100 * r.accuracy for r in drawn],
+                                     mode="lines+markers+text", text=[f"φ={(r.settings or {}).get('phi')}" for r in drawn],
                                      textposition="middle right", name=f"scaled {name}"))
     if target is not None:
         fig.add_vline(x=target, line_dash="dash", line_color="#444", annotation_text=f"target {target:g} ms")
@@ -103,7 +105,7 @@ def search_history(data: StudyData) -> go.Figure:
         done &= trials.latency_ms <= target
         values, label = 100 * trials.accuracy[done], "accuracy of trials meeting the target (%)"
     else:
-        values, label = trials.value[done], f"{data.metric_names[0]} ({data.attrs.get('reward', 'reward')})"
+        values, label = trials.value[done], f"{data.metric_names[0]} ({data.settings.reward or 'reward'})"
     numbers = trials.number[done]
     fig = go.Figure()
     fig.add_trace(go.Scattergl(x=numbers, y=values, mode="markers", name="trial", marker={"size": 5, "color": GREY},
@@ -144,14 +146,53 @@ def latency_model(models: list[dict[str, Any]]) -> go.Figure | None:
 
 def scaling_paths(data: StudyData) -> go.Figure | None:
     """Scaled families: latency against MACs as phi grows (EfficientNet-style compound scaling)."""
-    families = _scale_families([r for r in data.scale_runs if r["macs"] is not None and r["latency_ms"] is not None])
+    families = _scale_families([r for r in data.scale_runs if r.macs is not None and r.latency_ms is not None])
     if not families:
         return None
     fig = go.Figure()
     for name, members in families.items():
-        fig.add_trace(go.Scatter(x=[r["macs"] / 1e6 for r in members], y=[r["latency_ms"] for r in members],
-                                 mode="lines+markers+text", text=[f"φ={r['settings'].get('phi')}" for r in members],
+        fig.add_trace(go.Scatter(x=[r.macs / 1e6 for r in members], y=[r.latency_ms for r in members],
+                                 mode="lines+markers+text", text=[f"φ={(r.settings or {}).get('phi')}" for r in members],
                                  textposition="top left", name=name))
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log")
     return _layout(fig, "Compound scaling paths", "MACs (M, log)", "latency (ms, log)")
+
+
+class GridPointView(Protocol):
+    """What the grid figure reads of a scaling-grid point (nas's ``GridPoint``)."""
+
+    label: str
+    alpha: float
+    beta: float
+    gamma: float
+    resolution: int
+    blocks: int
+    macs: int
+    accuracy: float | None
+    latency_ms: float | None
+    reward: float | None
+
+
+def grid_figure(points: Sequence[GridPointView], best_accuracy: GridPointView | None,
+                best_reward: GridPointView | None, title: str) -> go.Figure:
+    """Accuracy against MACs and against latency, one marker per trained grid point."""
+    from plotly.subplots import make_subplots
+
+    done = [p for p in points if p.accuracy is not None and p.latency_ms is not None]
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, subplot_titles=("accuracy vs MACs", "accuracy vs latency"))
+    hover = [f"alpha {p.alpha:g}, beta {p.beta:g}, gamma {p.gamma:g}<br>{p.resolution} px, {p.blocks} blocks"
+             f"<br>reward {p.reward if p.reward is not None else '-'}" for p in done]
+    marks = {"best accuracy": best_accuracy, "best reward": best_reward}
+    for col, x_of, axis in ((1, lambda p: p.macs / 1e6, "MACs (M)"), (2, lambda p: p.latency_ms, "latency (ms)")):
+        fig.add_trace(go.Scatter(x=[x_of(p) for p in done], y=[p.accuracy for p in done], mode="markers+text",
+                                 text=[p.label for p in done], textposition="top center", hovertext=hover,
+                                 name="grid points", showlegend=col == 1, marker={"size": 9}), row=1, col=col)
+        for symbol, (label, p) in zip(("star", "diamond"), marks.items(), strict=True):
+            if p is not None:
+                fig.add_trace(go.Scatter(x=[x_of(p)], y=[p.accuracy], mode="markers", name=f"{label}: {p.label}",
+                                         showlegend=col == 1, marker={"size": 16, "symbol": symbol}), row=1, col=col)
+        fig.update_xaxes(title_text=axis, row=1, col=col)
+    fig.update_yaxes(title_text="proxy accuracy", row=1, col=1)
+    fig.update_layout(title=title)
+    return fig

@@ -12,7 +12,7 @@ import datetime
 import html
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from plotly.offline import get_plotlyjs
 
 from dashboards import figures
 from dashboards.study_data import StudyData, read_study
+from storage import Store
 
 PNG_SIZE = {"width": 1100, "height": 560}
 
@@ -40,21 +41,23 @@ class Report:
 
 def _summary(data: StudyData) -> dict[str, Any]:
     counts = dict(Counter(data.trials.state.tolist()))
-    attrs = data.attrs
+    settings = data.settings
     return {
         "study": data.name, "objective": "pareto" if data.pareto else "reward", "metric_names": data.metric_names,
-        "space": attrs.get("space"), "dataset": attrs.get("dataset"), "target_latency_ms": data.target_ms,
-        "reward": attrs.get("reward"), "reward_weight": attrs.get("reward_weight"), "device": attrs.get("device"),
-        "trials": len(data.trials), "states": counts, "baselines": [r["name"] for r in data.baselines],
+        **{k: v for k, v in asdict(settings).items() if k in _SUMMARY_SETTINGS}, "target_latency_ms": data.target_ms,
+        "trials": len(data.trials), "states": counts, "baselines": [r.name for r in data.baselines],
         "baselines_on_other_datasets": data.baselines_elsewhere, "scale_runs": len(data.scale_runs),
         "latency_models": [m["space"] for m in data.latency_models],
         "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
 
-def build_report(study: optuna.Study, url: str) -> Report:
+_SUMMARY_SETTINGS = ("space", "dataset", "reward", "reward_weight", "device")
+
+
+def build_report(study: optuna.Study, store: Store) -> Report:
     """Read the study once and draw every figure the stored data allows."""
-    data = read_study(study, url)
+    data = read_study(study, store)
     drawn = {"accuracy_latency": figures.accuracy_latency(data), "history": figures.search_history(data),
              "latency_model": figures.latency_model(data.latency_models), "scaling": figures.scaling_paths(data)}
     return Report(f"nas report: {data.name}", _summary(data), {k: v for k, v in drawn.items() if v is not None})

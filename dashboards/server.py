@@ -6,33 +6,54 @@ studies. Callers bind to loopback unless told otherwise (``nas dashboard --host`
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIServer, make_server
 
 import optuna_dashboard
 from optuna.artifacts import FileSystemArtifactStore
 
-from dashboards.attr_index import indexed_lookups
-from storage import open_optuna_storage
+from dashboards.attr_index import indexed_request, install
+from storage import Store
 
 LOOPBACK = "127.0.0.1"
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def dashboard_app(url: str, artifacts: Path, *, indexed: bool = True):
-    """optuna-dashboard's WSGI application (Bottle) on ``url``, for tests and production WSGI
-    servers; ``indexed`` answers each request with the grouped note lookups (``attr_index``)."""
-    app = optuna_dashboard.wsgi(open_optuna_storage(url), artifact_store=FileSystemArtifactStore(artifacts))
+def dashboard_app(store: Store, artifacts: Path, *, indexed: bool = True) -> WSGIApp:
+    """optuna-dashboard's WSGI application (Bottle) on ``store``, for tests and production WSGI
+    servers (threaded ones included); ``indexed`` answers each request with the grouped note
+    lookups (``attr_index``)."""
+    app = optuna_dashboard.wsgi(store.optuna(), artifact_store=FileSystemArtifactStore(artifacts))
     if not indexed:
         return app
+    install()
 
-    def indexed_app(environ, start_response):
-        with indexed_lookups():
+    def indexed_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        with indexed_request():
             return list(app(environ, start_response))
 
     return indexed_app
 
 
-def serve(url: str, artifacts: Path, host: str = LOOPBACK, port: int = 8080) -> None:
-    """Serve until interrupted (optuna-dashboard's own single-process server, grouped lookups)."""
-    with indexed_lookups():
-        optuna_dashboard.run_server(open_optuna_storage(url), host=host, port=port,
-                                    artifact_store=FileSystemArtifactStore(artifacts))
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    """One thread per request, so a slow study page does not hold up the dashboard's other calls."""
+
+    daemon_threads = True  # Ctrl-C does not wait for open connections
+
+
+class _ThreadingServer6(_ThreadingServer):
+    address_family = socket.AF_INET6
+
+
+def serve(store: Store, artifacts: Path, host: str = LOOPBACK, port: int = 8080) -> None:
+    """Serve until interrupted (Ctrl-C returns normally); binding errors raise ``OSError``."""
+    server_class = _ThreadingServer6 if ":" in host else _ThreadingServer
+    with make_server(host, port, dashboard_app(store, artifacts), server_class=server_class) as server:
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass

@@ -13,7 +13,7 @@ import numpy as np
 import optuna
 
 from storage import latency as latency_tables
-from storage import list_runs
+from storage import Run, Store, StudyRecord, TrialRecord, list_runs
 
 
 @dataclass(frozen=True)
@@ -31,18 +31,19 @@ class TrialColumns:
 
     @classmethod
     def from_trials(cls, trials: list[optuna.trial.FrozenTrial]) -> TrialColumns:
-        attrs = [t.user_attrs for t in trials]
+        records = [TrialRecord.from_trial(t) for t in trials]
 
-        def column(key: str) -> np.ndarray:
-            return np.array([a.get(key) for a in attrs], dtype=float)  # None -> nan
+        def column(values: list[float | None]) -> np.ndarray:
+            return np.array(values, dtype=float)  # None -> nan
 
         return cls(
             number=np.array([t.number for t in trials], dtype=int),
             state=np.array([t.state.name for t in trials], dtype=str),
             value=np.array([t.values[0] if t.values else None for t in trials], dtype=float),
-            accuracy=column("accuracy"), latency_ms=column("latency_ms"), params=column("params"), macs=column("macs"),
-            origin=np.array([a.get("seed_arch") or (f"{a['warm_start']} skeleton" if a.get("warm_start") else "searched")
-                             for a in attrs], dtype=str),
+            accuracy=column([r.accuracy for r in records]), latency_ms=column([r.latency_ms for r in records]),
+            params=column([r.params for r in records]), macs=column([r.macs for r in records]),
+            origin=np.array([r.seed_arch or (f"{r.warm_start} skeleton" if r.warm_start else "searched") for r in records],
+                            dtype=str),
         )
 
     def __len__(self) -> int:
@@ -56,31 +57,32 @@ class StudyData:
 
     name: str
     pareto: bool  # two objectives: accuracy up, latency down
-    attrs: dict[str, Any]  # the study's user attributes (space, target_latency_ms, reward, dataset, device)
+    settings: StudyRecord  # the study's settings (space, target latency, reward, dataset, device)
     metric_names: list[str]
     trials: TrialColumns
-    baselines: list[dict[str, Any]]  # nas_runs of kind "baseline" with accuracy and latency
+    baselines: list[Run]  # nas_runs of kind "baseline" with accuracy and latency
     baselines_elsewhere: int  # baselines trained on another dataset, not drawn
-    scale_runs: list[dict[str, Any]]  # nas_runs of kind "scale"
+    scale_runs: list[Run]  # nas_runs of kind "scale"
     latency_models: list[dict[str, Any]]  # validated latency models: space, device fingerprint, validation
 
     @property
     def target_ms(self) -> float | None:
-        return self.attrs.get("target_latency_ms")
+        return self.settings.target_latency_ms
 
 
-def read_study(study: optuna.Study, url: str) -> StudyData:
+def read_study(study: optuna.Study, store: Store) -> StudyData:
     """Read the study's trials once, and our tables' runs and latency models."""
     trials = TrialColumns.from_trials(study.get_trials(deepcopy=False))
-    dataset = study.user_attrs.get("dataset")
-    baselines = [run for run in list_runs(url, kind="baseline") if run["accuracy"] is not None and run["latency_ms"] is not None]
-    comparable = [run for run in baselines if dataset is None or run["dataset"] in (None, dataset)]
+    settings = StudyRecord.from_study(study)
+    dataset = settings.dataset
+    baselines = [run for run in list_runs(store, kind="baseline") if run.accuracy is not None and run.latency_ms is not None]
+    comparable = [run for run in baselines if dataset is None or run.dataset in (None, dataset)]
     models = [{"space": model["space"], "device": table["fingerprint"], "validation": model["validation"]}
-              for table in latency_tables.list_tables(url) for model in table["models"]
+              for table in latency_tables.list_tables(store) for model in table["models"]
               if (model["validation"] or {}).get("points")]
     return StudyData(
-        name=study.study_name, pareto=len(study.directions) == 2, attrs=dict(study.user_attrs),
+        name=study.study_name, pareto=len(study.directions) == 2, settings=settings,
         metric_names=study.metric_names or ["value"], trials=trials, baselines=comparable,
-        baselines_elsewhere=len(baselines) - len(comparable), scale_runs=list_runs(url, kind="scale"),
+        baselines_elsewhere=len(baselines) - len(comparable), scale_runs=list_runs(store, kind="scale"),
         latency_models=models,
     )

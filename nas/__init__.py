@@ -1,16 +1,30 @@
-"""nas: hardware-aware neural architecture search. The CLI is a thin layer over this API."""
+"""nas: hardware-aware neural architecture search. The CLI is a thin layer over this API.
 
-from nas.config import SearchConfig
+Names load on first use (PEP 562), so ``import nas`` and every ``nas`` command start without
+importing torch, timm or Optuna until they need them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from nas.errors import DataError, NasError, StudyError, UsageError
-from nas.latency import LatencySettings, measure_latency
-from nas.latency_table import LatencyPredictor, build_table, load_predictor, validate_table
-from nas.proxy import ProxySettings
-from nas.reward import Reward
-from nas.search import SearchResult, run_search
-from nas.timm_models import register_architecture, register_study  # registers timm's `nas_genotype`
 
-__all__ = [
-    "DataError", "LatencyPredictor", "LatencySettings", "NasError", "ProxySettings", "Reward", "SearchConfig", "SearchResult",
-    "StudyError", "UsageError", "build_table", "load_predictor", "measure_latency", "register_architecture",
-    "register_study", "run_search", "validate_table",
-]
+_LAZY = {
+    "SearchConfig": "nas.config", "LatencySettings": "nas.latency", "measure_latency": "nas.latency",
+    "LatencyPredictor": "nas.latency", "build_table": "nas.latency", "load_predictor": "nas.latency",
+    "validate_table": "nas.latency", "ProxySettings": "nas.proxy", "Reward": "nas.reward",
+    "SearchResult": "nas.search", "run_search": "nas.search", "TrialRunner": "nas.runner",
+    "register_architecture": "nas.timm_models", "register_study": "nas.timm_models",  # registers timm's `nas_genotype`
+}
+
+__all__ = ["DataError", "NasError", "StudyError", "UsageError", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'nas' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value

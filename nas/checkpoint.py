@@ -20,6 +20,7 @@ from nas.errors import UsageError
 from nas.files import replace_atomically
 
 FORMAT = "nas-checkpoint/1"
+CHECKPOINT_NAME = "checkpoint.safetensors"  # in a `nas train` output folder
 _META_KEY = "nas"
 
 

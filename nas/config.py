@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from nas.data import BUILTIN
 from nas.errors import UsageError
+from nas.estimators.choose import HYBRID, parse_spec
+from nas.estimators.latency import LATENCY_MODES
 from nas.latency import LatencySettings
 from nas.proxy import ProxySettings
 from nas.reward import Reward
@@ -13,8 +15,7 @@ from search_spaces import SEED_NAMES, get_space
 
 OBJECTIVES = ("reward", "pareto")
 SAMPLERS = ("tpe", "nsga2", "random")
-PRUNERS = ("median", "none")
-LATENCY_MODES = ("auto", "lut", "measure")  # auto: the table when one is built for this device and space
+PRUNERS = ("median", "hyperband", "sha", "none")  # sha: successive halving
 DEFAULT_TRIALS = 20
 
 
@@ -33,13 +34,13 @@ class SearchConfig:
     seed: int = 0
     trials: int | None = DEFAULT_TRIALS
     timeout_s: float | None = None
-    storage: str | None = None  # None: $NAS_STORAGE or sqlite:///nas.db
     study: str | None = None
     seed_archs: tuple[str, ...] = ()
     data: str = "digits"
     latency: LatencySettings = field(default_factory=LatencySettings)
     latency_mode: str = "auto"
     proxy: ProxySettings = field(default_factory=ProxySettings)
+    estimator: str = "train"  # NAME[:key=value,...], see nas.estimators.choose
 
     def __post_init__(self) -> None:
         try:
@@ -63,6 +64,8 @@ class SearchConfig:
                 raise UsageError(f"--seed-arch: unknown architecture {name!r}; known: {', '.join(SEED_NAMES)}")
         if not self.data:
             raise UsageError(f"--data: give a built-in dataset ({', '.join(BUILTIN)}) or a folder")
+        if parse_spec(self.estimator)[0] == HYBRID and (self.trials is None or self.objective == "pareto"):
+            raise UsageError("--estimator hybrid:PROXY:K needs --trials N (the candidates to screen) and --objective reward")
         self.reward_fn  # noqa: B018 -- building the reward validates its kind, target and weight
 
     @property

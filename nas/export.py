@@ -17,11 +17,13 @@ from typing import Any
 import torch
 
 from nas.architecture import Architecture, write_architecture
-from nas.checkpoint import load_checkpoint, prefixed
-from nas.files import replace_atomically
+from nas.checkpoint import CHECKPOINT_NAME, load_checkpoint, prefixed
 from nas.errors import NasError, UsageError
-from nas.timm_models import ENTRYPOINT, model_args, timm_name
+from nas.files import replace_atomically
+from nas.recipe import check_input_size
+from nas.timm_models import ENTRYPOINT, model_args, pretrained_cfg, timm_name
 from search_spaces import build_model
+from storage import Store
 
 FORMATS = {
     "json": "architecture file (arch_def, stem, head, resolution, provenance): timm alone builds it",
@@ -31,7 +33,6 @@ FORMATS = {
 }
 SUFFIXES = {"json": ".json", "timm": "", "onnx": ".onnx", "torchscript": ".pt"}
 TOLERANCE = 1e-4
-CHECKPOINT_NAME = "checkpoint.safetensors"
 INIT_SEED = 0
 
 
@@ -47,16 +48,14 @@ class Network:
 
 @dataclass(frozen=True)
 class ExportResult:
+    """What was written (``nas export --json`` prints these fields)."""
+
     format: str
     path: Path
     resolution: int
     num_classes: int
     trained: bool
     max_abs_diff: float | None  # read back and run vs torch; None for json (no weights)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"format": self.format, "path": str(self.path), "resolution": self.resolution,
-                "num_classes": self.num_classes, "trained": self.trained, "max_abs_diff": self.max_abs_diff}
 
 
 def checkpoint_path(ref: str | Path) -> Path | None:
@@ -67,32 +66,22 @@ def checkpoint_path(ref: str | Path) -> Path | None:
     return path if path.is_file() and path.suffix == ".safetensors" else None
 
 
-def usable_architecture(ref: str, storage_url: str | None = None, study: str | None = None) -> Architecture:
+def usable_architecture(ref: str, store: Store, study: str | None = None) -> Architecture:
     """``resolve_architecture``, refusing a failed trial: it has no result to build on."""
     from nas.results import resolve_architecture
 
-    arch = resolve_architecture(ref, storage_url, study)
+    arch = resolve_architecture(ref, store, study)
     if arch.provenance.get("state") == "FAIL":
         raise UsageError(f"trial {arch.provenance['trial']} of {arch.provenance['study']!r} is a FAIL trial; "
                          "pick a completed one (`nas trials`)")
     return arch
 
 
-def check_resolution(arch: Architecture, resolution: int, flag: str = "--resolution") -> None:
-    """The network strides by ``total_stride``; other sizes would crop or pad the last feature map."""
-    stride = arch.genotype.total_stride
-    if resolution < stride or resolution % stride:
-        below, above = max(stride, resolution // stride * stride), (resolution // stride + 1) * stride
-        raise UsageError(f"{flag} {resolution} is not divisible by the network's total stride {stride}; "
-                         f"use {below} or {above}")
-
-
-def load_network(ref: str, storage_url: str | None = None, study: str | None = None,
-                 num_classes: int = 1000) -> Network:
+def load_network(ref: str, store: Store, study: str | None = None, num_classes: int = 1000) -> Network:
     """The network ``ref`` names: a checkpoint with its trained weights, else a seeded initialisation."""
     ckpt = checkpoint_path(ref)
     if ckpt is None:
-        arch = usable_architecture(ref, storage_url, study)
+        arch = usable_architecture(ref, store, study)
         torch.manual_seed(INIT_SEED)
         return Network(arch, build_model(arch.genotype, num_classes=num_classes).eval())
     tensors, state = load_checkpoint(ckpt)
@@ -112,7 +101,7 @@ def export(network: Network, fmt: str, path: Path | None = None, resolution: int
         raise UsageError(f"--format: unknown {fmt!r}; choose one of {', '.join(FORMATS)}")
     arch = network.arch
     resolution = resolution or arch.input_size()
-    check_resolution(arch, resolution)
+    check_input_size(resolution, arch.genotype.total_stride)
     path = path or Path(timm_name(arch) + SUFFIXES[fmt])
     num_classes = network.model.num_classes
     if fmt == "json":
@@ -131,12 +120,10 @@ def export(network: Network, fmt: str, path: Path | None = None, resolution: int
 
 def timm_config(network: Network, resolution: int) -> dict[str, Any]:
     """timm's ``config.json`` (architecture, model_args, pretrained_cfg) plus our architecture file."""
-    from nas.timm_models import _cfg
-
-    pretrained_cfg = _cfg(resolution, num_classes=network.model.num_classes)
     return {"architecture": ENTRYPOINT, "num_classes": network.model.num_classes,
             "num_features": network.model.num_features, "model_args": model_args(network.arch, network.norm),
-            "pretrained_cfg": pretrained_cfg, "nas": network.arch.to_dict()}
+            "pretrained_cfg": pretrained_cfg(resolution, num_classes=network.model.num_classes),
+            "nas": network.arch.to_dict()}
 
 
 def _write_timm(network: Network, path: Path, x: torch.Tensor, resolution: int) -> torch.Tensor:

@@ -1,6 +1,12 @@
-"""Size and cost of a network: parameters, and MACs from torch's own FLOP counter."""
+"""Size and cost of a network: parameters, and MACs from torch's own FLOP counter.
+
+The one place MACs are counted, for a genotype (search, scaling, latency tables, ``nas show``)
+and for any module (baselines, trained networks), so every number in a report is counted alike.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -12,10 +18,17 @@ def count_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def count_macs(genotype: Genotype, resolution: int, num_classes: int = 1000) -> int:
-    """Multiply-accumulates of one image, counted on the meta device (no memory, no arithmetic)."""
+def count_module_macs(make: Callable[[], torch.nn.Module], resolution: int) -> int:
+    """Multiply-accumulates of one RGB ``resolution`` image through ``make()``, built and run on
+    the meta device (no memory, no arithmetic). Convolutions and linear layers count; norms,
+    activations, pooling and additions do not (as in the papers' FLOPs)."""
     with torch.device("meta"):
-        model = build_model(genotype, num_classes=num_classes).eval()
+        model = make().eval()
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             model(torch.empty(1, 3, resolution, resolution))
     return counter.get_total_flops() // 2
+
+
+def count_macs(genotype: Genotype, resolution: int, num_classes: int = 1000) -> int:
+    """Multiply-accumulates of one image through the network ``genotype`` describes."""
+    return count_module_macs(lambda: build_model(genotype, num_classes=num_classes), resolution)

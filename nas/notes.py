@@ -8,22 +8,23 @@ them for every trial it lists, so a note stays under one attribute chunk where i
 
 from __future__ import annotations
 
-import json
+from dataclasses import replace
 import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore, upload_artifact
-from optuna.artifacts._upload import ARTIFACTS_ATTR_PREFIX
+from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta, upload_artifact
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
 from optuna_dashboard import save_note
 from sqlalchemy.engine import make_url
 
-from nas.architecture import Architecture, write_architecture
+from nas.architecture import write_architecture
 from nas.render import block_rows, fmt, fmt_count
-from nas.results import TrialRecord
+from nas.results import record_genotype, trial_architecture
+from storage import Store, TrialRecord
 
 ARCHITECTURE_FILE = "architecture.json"
 _BLOCK_COLUMNS = ("stage", "block string", "op", "r", "k", "s", "e", "c", "se", "act", "skip")
@@ -48,15 +49,15 @@ def _device_line(device: dict[str, Any] | None) -> str:
     return ", ".join(parts)
 
 
-def _latency_lines(attrs: dict[str, Any]) -> list[tuple[str, str]]:
+def _latency_lines(record: TrialRecord) -> list[tuple[str, str]]:
     """What the search used (a measurement or the latency table's prediction) and, beside a
     measurement, the table's prediction with its error."""
-    latency, predicted = attrs.get("latency_ms"), attrs.get("latency_predicted_ms")
+    latency, predicted = record.latency_ms, record.latency_predicted_ms
     if latency is None:
         return [("latency", "-")]
-    if attrs.get("latency_source") == "lut":
+    if record.latency_source == "lut":
         return [("latency", f"{latency:.3f} ms, predicted from the latency table (not measured)")]
-    rows = [("latency", f"{latency:.3f} ms ± {fmt(attrs.get('latency_spread_ms'), '.3f')} (IQR), measured")]
+    rows = [("latency", f"{latency:.3f} ms ± {fmt(record.latency_spread_ms, '.3f')} (IQR), measured")]
     if predicted is not None:
         rows.append(("predicted latency", f"{predicted:.3f} ms from the latency table ({100 * (predicted / latency - 1):+.1f} %)"))
     return rows
@@ -76,14 +77,14 @@ def trial_note(trial: FrozenTrial, metric_names: list[str] | None, links: list[t
     if trial.values:
         names = metric_names or [f"objective {i}" for i in range(len(trial.values))]
         summary += [(name, f"{value:.4f}") for name, value in zip(names, trial.values, strict=False)]
-    summary.append(("proxy accuracy", fmt(None if record.accuracy is None else 100 * record.accuracy, ".2f") + " %"))
-    summary += _latency_lines(trial.user_attrs)
+    summary.append((f"accuracy ({record.estimator or 'train'})", fmt(None if record.accuracy is None else 100 * record.accuracy, ".2f") + " %"))
+    summary += _latency_lines(record)
     summary += [("params", fmt_count(record.params)), ("MACs", fmt_count(record.macs)),
                 ("device", _device_line(record.device))]
     if record.fail_reason:
         summary.append(("failed", record.fail_reason))
     parts = [f"### Trial {trial.number}: {trial.state.name}, {origin}", _table(("", ""), summary)]
-    genotype = record.genotype
+    genotype = record_genotype(record)
     if genotype is not None:
         rows = [(str(r["stage"]), f"`{r['block']}`", r["op"], str(r["repeats"]), str(r["kernel"]), str(r["stride"]),
                  f"{r['expansion']:g}", str(r["out_chs"]), f"{r['se_ratio']:g}", r["act"], "yes" if r["skip"] else "no")
@@ -96,19 +97,10 @@ def trial_note(trial: FrozenTrial, metric_names: list[str] | None, links: list[t
     return "\n\n".join(parts) + "\n"
 
 
-def trial_architecture(study_name: str, record: TrialRecord) -> Architecture:
-    """The same file `nas export --format json` writes for this trial."""
-    provenance = {"study": study_name, "trial": record.number, "state": record.state, "device": record.device,
-                  "latency_ms": record.latency_ms, "accuracy": record.accuracy, "params": record.params,
-                  "macs": record.macs}
-    return Architecture(f"{study_name}/{record.number}", record.genotype,
-                        (record.device or {}).get("resolution"), provenance)
-
-
-def upload_architecture(trial: optuna.Trial, url: str) -> None:
+def upload_architecture(trial: optuna.Trial, store: Store) -> None:
     """Attach the running trial's architecture file as its artifact (``<db stem>-artifacts/``)."""
-    record = TrialRecord.from_trial(trial.study._storage.get_trial(trial._trial_id))
-    folder = artifact_dir(url)
+    record = replace(TrialRecord.from_attrs(trial.user_attrs), number=trial.number, state="RUNNING")
+    folder = artifact_dir(store.url)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
@@ -118,18 +110,25 @@ def upload_architecture(trial: optuna.Trial, url: str) -> None:
         warnings.warn(f"no architecture artifact for trial {trial.number}: {err}", stacklevel=2)
 
 
-def artifact_links(study: optuna.Study, trial: FrozenTrial) -> list[tuple[str, str]]:
-    links = []
-    for key, value in trial.system_attrs.items():
-        if key.startswith(ARTIFACTS_ATTR_PREFIX):
-            meta = json.loads(value)
-            links.append((meta["filename"], f"/artifacts/{study._study_id}/{trial._trial_id}/{meta['artifact_id']}"))
-    return links
+def artifact_links(storage: BaseStorage, study: optuna.Study, trial: FrozenTrial) -> list[tuple[str, str]]:
+    """(file name, optuna-dashboard's download path) of each of the trial's artifacts."""
+    metas = get_all_artifact_meta(trial, storage=storage)
+    if not metas:
+        return []
+    study_id = storage.get_study_id_from_name(study.study_name)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+    return [(meta.filename, f"/artifacts/{study_id}/{trial_id}/{meta.artifact_id}") for meta in metas]
 
 
 class TrialNotes:
     """Study callback: each finished trial's note, with links to its artifacts."""
 
+    def __init__(self, storage: BaseStorage) -> None:
+        self.storage = storage  # the study's own storage object
+
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         # save_note takes a live Trial: rebuilding one only reads the trial back from storage
-        save_note(optuna.Trial(study, trial._trial_id), trial_note(trial, study.metric_names, artifact_links(study, trial)))
+        trial_id = self.storage.get_trial_id_from_study_id_trial_number(
+            self.storage.get_study_id_from_name(study.study_name), trial.number)
+        save_note(optuna.Trial(study, trial_id), trial_note(trial, study.metric_names,
+                                                           artifact_links(self.storage, study, trial)))

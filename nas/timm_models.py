@@ -14,23 +14,25 @@ import re
 from typing import Any
 
 import torch
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, generate_default_cfgs, is_model, register_model
 
 from nas.architecture import Architecture
 from nas.errors import UsageError
 from search_spaces import Genotype, build_model
+from storage import Store
 
 ENTRYPOINT = "nas_genotype"
 _GENOTYPE_KEYS = ("arch_def", "stem_size", "num_features", "family", "act", "fix_stem")
 
 
-def _cfg(resolution: int = 224, **extra: Any) -> dict[str, Any]:
+def pretrained_cfg(resolution: int = 224, **extra: Any) -> dict[str, Any]:
+    """timm's ``pretrained_cfg`` for a nas network at ``resolution`` (what a ``config.json`` holds)."""
     return {"num_classes": 1000, "input_size": (3, resolution, resolution), "pool_size": None,
             "crop_pct": 1.0, "interpolation": "bilinear", "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
             "first_conv": "conv_stem", "classifier": "classifier", **extra}
 
 
-default_cfgs = generate_default_cfgs({ENTRYPOINT: _cfg()})  # read by timm's register_model
+default_cfgs = generate_default_cfgs({ENTRYPOINT: pretrained_cfg()})  # read by timm's register_model
 
 
 def _build(*, norm: str = "bn", **kwargs: Any) -> torch.nn.Module:
@@ -65,20 +67,18 @@ def register_architecture(arch: Architecture, norm: str = "bn") -> str:
     entrypoint.__name__ = entrypoint.__qualname__ = name
     entrypoint.__module__ = __name__
     entrypoint.__doc__ = f"nas architecture {arch.name}"
-    default_cfgs.update(generate_default_cfgs({name: _cfg(arch.input_size())}))
-    from timm.models import is_model
-
+    default_cfgs.update(generate_default_cfgs({name: pretrained_cfg(arch.input_size())}))
     if not is_model(name):  # registering twice would make timm warn about overwriting
         register_model(entrypoint)
     return name
 
 
-def register_study(storage_url: str | None = None, study: str | None = None) -> list[str]:
+def register_study(store: Store, study: str | None = None) -> list[str]:
     """Register every completed trial of a study; returns the timm names."""
     from nas.results import load_study, resolve_architecture
 
-    loaded = load_study(storage_url, study)
+    loaded = load_study(store, study)
     numbers = [t.number for t in loaded.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if not numbers:
         raise UsageError(f"study {loaded.study_name!r} has no completed trial to register")
-    return [register_architecture(resolve_architecture(str(n), storage_url, loaded.study_name)) for n in numbers]
+    return [register_architecture(resolve_architecture(str(n), store, loaded.study_name)) for n in numbers]

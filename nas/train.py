@@ -1,23 +1,17 @@
 """Re-training a network outside the search, with timm's optimizer, scheduler, MixUp and EMA.
 
-``auto`` settings follow BiT-HyperRule (Kolesnikov et al. 2019): the schedule length and MixUp
-from the number of training images, the resolution from the image size. BiT takes 500 / 10k /
-20k steps of 512 images for < 20k / < 500k / more images; nas takes the same number of steps at
-``batch_size`` (a CPU budget), with BiT's shape: linear warm-up (100 of 500 steps, else 500), then
-the learning rate divided by 10 at 30, 60 and 90% of the steps. Images under 96x96 train at 128
-(random crops of 160), larger ones at 384 (crops of 448); MixUp alpha 0.1 from 20k images on.
-
-Every epoch ends in an atomic checkpoint. All randomness of an epoch (data order, crops, MixUp,
-dropout) is drawn from generators seeded by (seed, epoch), so ``resume`` from a checkpoint ends
-with the same weights as a run that was never interrupted.
+The recipe and BiT-HyperRule live in ``nas.recipe``; measuring and storing a trained network in
+``nas.runs``. Each optimizer step sums the gradients of micro-batches (``accumulate_gradient``),
+so BiT's batch of 512 fits in memory. Every epoch ends in an atomic checkpoint. All randomness of
+an epoch (data order, crops, MixUp, dropout) is drawn from generators seeded by (seed, epoch), so
+``resume`` from a checkpoint ends with the same weights as a run that was never interrupted.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,104 +20,19 @@ import torch
 import torch.nn.functional as F
 from timm.data import Mixup
 from timm.loss import SoftTargetCrossEntropy
-from timm.optim import create_optimizer_v2, list_optimizers
+from timm.optim import create_optimizer_v2
 from timm.scheduler import MultiStepLRScheduler
 from timm.utils import ModelEmaV3
 
 from nas.architecture import Architecture
-from nas.checkpoint import load_checkpoint, pack_optimizer, prefixed, save_checkpoint, unpack_optimizer
-from nas.data import IMAGE_SUFFIXES, ProxyData, load_proxy_data
-from nas.errors import DataError, TrainingDiverged, UsageError
-from nas.latency import LatencySettings, Measurement, device_fingerprint, measure_latency
+from nas.checkpoint import CHECKPOINT_NAME, load_checkpoint, pack_optimizer, prefixed, save_checkpoint, unpack_optimizer
+from nas.data import ProxyData
+from nas.errors import TrainingDiverged, UsageError
 from nas.proxy import evaluate
+from nas.recipe import Plan, TrainSettings, make_plan
 from search_spaces import build_model
 
-CHECKPOINT_NAME = "checkpoint.safetensors"
-BUILTIN_IMAGE_SIZE = {"digits": 8, "mnist": 28}
-NORMS = ("bn", "gn-ws")
-
-
-@dataclass(frozen=True)
-class HyperRule:
-    """What BiT-HyperRule picks for a dataset."""
-
-    steps: int
-    warmup_steps: int
-    resolution: int
-    precrop: int  # training crops are taken from images resized to this
-    mixup: float
-
-
-def bit_hyperrule(train_images: int, image_size: int) -> HyperRule:
-    """BiT-HyperRule from the number of training images and their (median) side in pixels."""
-    if train_images < 20_000:
-        steps, warmup, mixup = 500, 100, 0.0
-    elif train_images < 500_000:
-        steps, warmup, mixup = 10_000, 500, 0.1
-    else:
-        steps, warmup, mixup = 20_000, 500, 0.1
-    resolution, precrop = (128, 160) if image_size * image_size < 96 * 96 else (384, 448)
-    return HyperRule(steps, warmup, resolution, precrop, mixup)
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """A training recipe; ``None`` for epochs, resolution or mixup means BiT-HyperRule's choice."""
-
-    data: str = "digits"
-    epochs: int | None = None
-    resolution: int | None = None
-    mixup: float | None = None
-    norm: str = "bn"
-    batch_size: int = 64
-    opt: str = "adamw"  # any timm optimizer; BiT fine-tunes with "momentum" at lr 0.003
-    lr: float = 3e-3
-    weight_decay: float = 0.05
-    ema_decay: float | None = 0.998  # timm ModelEmaV3 with warm-up; None: no EMA
-    seed: int = 0
-    init: str | None = None  # fine-tune: start from this nas checkpoint's weights (a new head if classes differ)
-    latency: LatencySettings = field(default_factory=LatencySettings)
-
-    def __post_init__(self) -> None:
-        if self.epochs is not None and self.epochs < 1:
-            raise UsageError(f"--epochs must be >= 1 or auto, got {self.epochs}")
-        if self.resolution is not None and not 8 <= self.resolution <= 1024:
-            raise UsageError(f"--resolution must be between 8 and 1024 pixels or auto, got {self.resolution}")
-        if self.mixup is not None and not 0 <= self.mixup <= 10:
-            raise UsageError(f"--mixup must be an alpha between 0 and 10 or auto, got {self.mixup}")
-        if self.norm not in NORMS:
-            raise UsageError(f"--norm: unknown {self.norm!r}; choose one of {', '.join(NORMS)}")
-        if self.batch_size < 2 or self.batch_size % 2:
-            raise UsageError(f"--batch-size must be even and >= 2 (MixUp pairs images), got {self.batch_size}")
-        if self.opt not in list_optimizers():
-            raise UsageError(f"--opt: unknown {self.opt!r}; timm knows e.g. adamw, sgd, momentum, lamb, rmsproptf")
-        if not self.lr > 0 or self.weight_decay < 0:
-            raise UsageError("--lr must be > 0 and --weight-decay >= 0")
-        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
-            raise UsageError(f"--ema-decay must be between 0 and 1, got {self.ema_decay}")
-
-    def recipe(self) -> dict[str, Any]:
-        """What decides the weights (a resume must match it); latency settings do not."""
-        return {k: v for k, v in asdict(self).items() if k != "latency"}
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The recipe with every ``auto`` resolved for one dataset."""
-
-    epochs: int
-    batch_size: int
-    steps_per_epoch: int
-    warmup_steps: int
-    resolution: int
-    precrop: int
-    mixup: float
-    train_images: int
-    image_size: int
-
-    @property
-    def steps(self) -> int:
-        return self.epochs * self.steps_per_epoch
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -147,20 +56,11 @@ class EpochRecord:
 @dataclass(frozen=True)
 class TrainResult:
     name: str
-    accuracy: float
+    accuracy: float  # validation accuracy after the last epoch (the EMA's when EMA is on)
     plan: Plan
-    history: list[EpochRecord]
+    history: tuple[EpochRecord, ...]
     checkpoint: Path
-    latency: Measurement
-    params: int
-    macs: int
     dataset: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "accuracy": self.accuracy, "plan": asdict(self.plan),
-                "history": [asdict(r) for r in self.history], "checkpoint": str(self.checkpoint),
-                "latency_ms": self.latency.latency_ms, "latency_spread_ms": self.latency.spread_ms,
-                "params": self.params, "macs": self.macs, "dataset": self.dataset}
 
 
 class TrainObserver(Protocol):
@@ -173,46 +73,24 @@ class TrainObserver(Protocol):
     def epoch_done(self, record: EpochRecord) -> None: ...
 
 
-def image_size(source: str) -> int:
-    """Median side of the dataset's images (BiT-HyperRule's resolution depends on it)."""
-    if source in BUILTIN_IMAGE_SIZE:
-        return BUILTIN_IMAGE_SIZE[source]
-    from PIL import Image, UnidentifiedImageError
-
-    root = Path(source).expanduser()
-    sides = []
-    for path in sorted(root.rglob("*")) if root.is_dir() else []:
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        try:
-            with Image.open(path) as img:
-                sides.append(math.sqrt(img.size[0] * img.size[1]))
-        except (UnidentifiedImageError, OSError) as err:
-            raise DataError(f"--data {root}: cannot read image {path}: {err}") from None
-    if not sides:
-        load_proxy_data(source, 8)  # raises the data module's own one-line error
-    return round(statistics.median(sides))
+def architecture_model(arch: Architecture, norm: str = "bn") -> Model:
+    """A nas architecture as something to train (timm EfficientNet/MobileNetV3 via build_model)."""
+    return Model(arch.name, lambda num_classes: build_model(arch.genotype, num_classes=num_classes, norm=norm),
+                 {"architecture": arch.to_dict(), "norm": norm}, arch.genotype.total_stride, arch.input_size())
 
 
-def make_plan(settings: TrainSettings, data_source: str, total_stride: int) -> tuple[Plan, ProxyData]:
-    """Resolve ``auto`` settings against the data; loads the data at the training resolution."""
-    size = image_size(data_source)
-    rule = bit_hyperrule(10**9, size)  # resolution only depends on the image size
-    resolution = settings.resolution or rule.resolution
-    if resolution < total_stride or resolution % total_stride:
-        below, above = max(total_stride, resolution // total_stride * total_stride), (resolution // total_stride + 1) * total_stride
-        raise UsageError(f"--resolution {resolution} is not divisible by the network's total stride {total_stride}; "
-                         f"use {below} or {above}")
-    data = load_proxy_data(data_source, resolution)
-    rule = bit_hyperrule(len(data.x_train), size)
-    batch = min(settings.batch_size, len(data.x_train) // 2 * 2)
-    steps_per_epoch = len(data.x_train) // batch
-    epochs = settings.epochs or math.ceil(rule.steps / steps_per_epoch)
-    steps = epochs * steps_per_epoch
-    warmup = min(round(steps * rule.warmup_steps / rule.steps), steps - 1)
-    precrop = round(resolution * rule.precrop / rule.resolution)
-    mixup = rule.mixup if settings.mixup is None else settings.mixup
-    return Plan(epochs, batch, steps_per_epoch, warmup, resolution, precrop, mixup, len(data.x_train), size), data
+def accumulate_gradient(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, micro_batch: int,
+                        loss_fn: LossFn) -> float:
+    """Add the gradient of the batch's mean loss to ``model``'s ``.grad``, one micro-batch of
+    ``micro_batch`` images at a time (each loss weighted by its share of the batch), and return
+    that loss. The same gradient as one pass over the whole batch when no layer mixes images
+    (GroupNorm; BatchNorm normalises each micro-batch on its own), in a micro-batch's memory."""
+    total = 0.0
+    for xs, ts in zip(x.split(micro_batch), target.split(micro_batch), strict=True):
+        loss = loss_fn(model(xs), ts) * (len(xs) / len(x))
+        loss.backward()
+        total += loss.item()
+    return total
 
 
 def _random_crop(x: torch.Tensor, plan: Plan, generator: torch.Generator) -> torch.Tensor:
@@ -242,8 +120,7 @@ def train(
     resume: bool = False,
     observer: TrainObserver | None = None,
 ) -> TrainResult:
-    """Train ``model_spec`` from scratch (or ``resume`` the checkpoint in ``out_dir``), then measure
-    its latency. Returns the final validation accuracy (of the EMA weights when EMA is on)."""
+    """Train ``model_spec`` from scratch (or ``resume`` the checkpoint in ``out_dir``)."""
     ckpt = out_dir / CHECKPOINT_NAME
     if ckpt.exists() and not resume:
         raise UsageError(f"{out_dir} already holds a checkpoint; pass --resume to continue it or pick another -o")
@@ -252,7 +129,7 @@ def train(
     loaded = load_checkpoint(ckpt) if resume else None
     if loaded is not None:
         _check_same_run(ckpt, loaded[1], model_spec, settings)
-    plan, data = make_plan(settings, settings.data, model_spec.total_stride)
+    plan, data = make_plan(settings, model_spec.total_stride)
     torch.manual_seed(settings.seed)
     model = model_spec.make(data.num_classes)
     optimizer = create_optimizer_v2(model, settings.opt, lr=settings.lr, weight_decay=settings.weight_decay)
@@ -263,7 +140,7 @@ def train(
         _load_init(model, Path(settings.init))
     ema = ModelEmaV3(model, decay=settings.ema_decay, use_warmup=True) if settings.ema_decay else None
     mixup = Mixup(mixup_alpha=plan.mixup, label_smoothing=0.0, num_classes=data.num_classes) if plan.mixup > 0 else None
-    soft_loss = SoftTargetCrossEntropy()
+    loss_fn: LossFn = SoftTargetCrossEntropy() if mixup is not None else F.cross_entropy
     start_epoch, step, history = 0, 0, []
     if loaded is not None:
         tensors, state = loaded
@@ -289,22 +166,19 @@ def train(
         for index in range(plan.steps_per_epoch):
             picked = order[index * plan.batch_size:(index + 1) * plan.batch_size]
             x = _random_crop(_rgb(data.x_train[picked]), plan, generator)
-            y = data.y_train[picked]
+            target = data.y_train[picked]
             if mixup is not None:
-                x, soft = mixup(x, y)
-                loss = soft_loss(model(x), soft)
-            else:
-                loss = F.cross_entropy(model(x), y)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"training diverged: loss is {loss.item()} at epoch {epoch + 1}")
+                x, target = mixup(x, target)  # pairs images across the whole batch, before it is split
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = accumulate_gradient(model, x, target, plan.micro_batch, loss_fn)
+            if not math.isfinite(loss):
+                raise TrainingDiverged(f"training diverged: loss is {loss} at epoch {epoch + 1}")
             optimizer.step()
             step += 1
             scheduler.step_update(step)
             if ema is not None:
                 ema.update(model, step=step)
-            losses.append(loss.item())
+            losses.append(loss)
             if observer is not None:
                 observer.step(epoch, index + 1)
         accuracy = evaluate(ema.module if ema is not None else model, _rgb(data.x_val), data.y_val)
@@ -312,7 +186,7 @@ def train(
         _save(ckpt, model, ema, optimizer, model_spec, settings, plan, epoch + 1, step, history, data)
         if observer is not None:
             observer.epoch_done(history[-1])
-    return _finish(model_spec, settings, plan, data, history, ckpt)
+    return TrainResult(model_spec.name, history[-1].accuracy, plan, tuple(history), ckpt, data.name)
 
 
 def _load_init(model: torch.nn.Module, path: Path) -> None:
@@ -353,37 +227,3 @@ def _save(ckpt: Path, model: torch.nn.Module, ema: ModelEmaV3 | None, optimizer:
              **({"architecture": model_spec.description["architecture"], "norm": settings.norm}
                 if "architecture" in model_spec.description else {})}
     save_checkpoint(ckpt, tensors, state)
-
-
-def _finish(model_spec: Model, settings: TrainSettings, plan: Plan, data: ProxyData, history: list[EpochRecord],
-            ckpt: Path) -> TrainResult:
-    """Latency, params and MACs of the real network (1000 classes, RGB) at its own resolution."""
-    from nas.baselines import count_module_macs
-
-    real = model_spec.make(1000)
-    latency = measure_latency(real, replace(settings.latency, resolution=model_spec.resolution))
-    params = sum(p.numel() for p in real.parameters())
-    macs = count_module_macs(model_spec.make, model_spec.resolution)
-    return TrainResult(model_spec.name, history[-1].accuracy, plan, history, ckpt, latency, params, macs, data.name)
-
-
-def architecture_model(arch: Architecture, norm: str = "bn") -> Model:
-    """A nas architecture as something to train (timm EfficientNet/MobileNetV3 via build_model)."""
-    return Model(arch.name, lambda num_classes: build_model(arch.genotype, num_classes=num_classes, norm=norm),
-                 {"architecture": arch.to_dict(), "norm": norm}, arch.genotype.total_stride, arch.input_size())
-
-
-def store_run(result: TrainResult, model_spec: Model, settings: TrainSettings, kind: str,
-              storage_url: str | None = None) -> int:
-    """One ``nas_runs`` row beside the study and trial the network came from (when it did)."""
-    from storage import add_run, resolve_url
-
-    provenance = model_spec.description.get("architecture", {}).get("provenance", {})
-    return add_run(resolve_url(storage_url), kind=kind, name=result.name, study=provenance.get("study"),
-                   trial=provenance.get("trial"), architecture=model_spec.description, dataset=result.dataset,
-                   resolution=model_spec.resolution, accuracy=result.accuracy, latency_ms=result.latency.latency_ms,
-                   latency_spread_ms=result.latency.spread_ms, params=result.params, macs=result.macs,
-                   device=device_fingerprint(replace(settings.latency, resolution=model_spec.resolution)),
-                   checkpoint=str(result.checkpoint.resolve()),
-                   settings={**settings.recipe(), "plan": asdict(result.plan),
-                             "history": [asdict(r) for r in result.history]})

@@ -16,6 +16,7 @@ from typing import Protocol
 from search_spaces.blocks import Block, decode
 from search_spaces.genotype import Genotype
 from search_spaces.seeds import MOBILENETV2_SKELETON
+from search_spaces.timm_adapter import round_width
 
 
 class Suggester(Protocol):
@@ -26,11 +27,6 @@ class Suggester(Protocol):
 
 # op name -> (block type, expansion ratio)
 OPS = {"ds": ("ds", None), "mb1": ("ir", 1.0), "mb3": ("ir", 3.0), "mb6": ("ir", 6.0), "conv": ("cn", None)}
-
-
-def _round8(channels: float) -> int:
-    """Nearest multiple of 8, never below 8 (hardware-friendly widths for scaled stages)."""
-    return max(8, int(channels + 4) // 8 * 8)
 
 
 @dataclass(frozen=True)
@@ -106,7 +102,7 @@ class FactorizedSpace:
                 repeats=repeats + pick["layers"],  # type: ignore[operator]
                 kernel=pick["kernel"],  # type: ignore[arg-type]
                 stride=stride,
-                out_chs=_round8(channels * pick["width"]),  # type: ignore[operator]
+                out_chs=round_width(channels, pick["width"]),  # type: ignore[arg-type]
                 exp_ratio=exp_ratio,
                 se_ratio=pick["se"] or None,  # type: ignore[arg-type]
                 act=pick["act"],  # type: ignore[arg-type]

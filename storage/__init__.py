@@ -4,12 +4,16 @@ Imports nothing of ours. Database errors are caught here and re-raised as ``Stor
 a one-line message and the cause attached, so callers never see a driver traceback.
 """
 
-from storage.database import DEFAULT_URL, StorageError, check_url, open_optuna_storage, resolve_url
 from storage import latency
-from storage.runs import RUN_KINDS, add_run, list_runs
-from storage.schema import session
+from storage.contract import (
+    INTERRUPTED, LATENCY_CONSTRAINT, PARETO_METRICS, REWARD_METRICS, StudyRecord, TrialRecord, write_trial,
+)
+from storage.database import DEFAULT_URL, StorageError, check_url, open_optuna_storage, resolve_url
+from storage.runs import RUN_KINDS, Run, add_run, list_runs
+from storage.store import Store
 
 __all__ = [
-    "DEFAULT_URL", "RUN_KINDS", "StorageError", "add_run", "check_url", "list_runs", "open_optuna_storage", "resolve_url",
-    "latency", "session",
+    "DEFAULT_URL", "INTERRUPTED", "LATENCY_CONSTRAINT", "PARETO_METRICS", "REWARD_METRICS", "RUN_KINDS", "Run",
+    "StorageError", "Store", "StudyRecord", "TrialRecord", "add_run",
+    "check_url", "latency", "list_runs", "open_optuna_storage", "resolve_url", "write_trial",
 ]

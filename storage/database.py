@@ -51,7 +51,7 @@ def check_url(url: str) -> sqlalchemy.URL:
         ) from None
     if parsed.get_backend_name() == "sqlite":
         _check_sqlite_file(parsed.database)
-    engine = sqlalchemy.create_engine(parsed, **_engine_kwargs(parsed))
+    engine = sqlalchemy.create_engine(parsed, **engine_kwargs(parsed))
     try:
         with engine.connect() as conn:
             if parsed.get_backend_name() == "sqlite":
@@ -68,7 +68,7 @@ def check_url(url: str) -> sqlalchemy.URL:
     return parsed
 
 
-def _engine_kwargs(parsed: sqlalchemy.URL) -> dict:
+def engine_kwargs(parsed: sqlalchemy.URL) -> dict:
     if parsed.get_backend_name() == "sqlite":
         return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
@@ -93,7 +93,7 @@ def open_optuna_storage(url: str, *, heartbeat_interval: int | None = None):
                     "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
                 }
             return optuna.storages.RDBStorage(
-                parsed.render_as_string(hide_password=False), engine_kwargs=_engine_kwargs(parsed), **heartbeat
+                parsed.render_as_string(hide_password=False), engine_kwargs=engine_kwargs(parsed), **heartbeat
             )
     except (SQLAlchemyError, sqlite3.Error, RuntimeError) as err:
         reason = str(getattr(err, "orig", err)).strip().splitlines()[0]

@@ -14,10 +14,11 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String, UniqueConstraint, select
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String, UniqueConstraint, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.schema import Base, UTCDateTime, session, utcnow
+from storage.schema import Base, UTCDateTime, upsert, utcnow
+from storage.store import Store
 
 
 def device_key(fingerprint: dict[str, Any]) -> str:
@@ -39,7 +40,7 @@ class LatencyEntry(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     table_id: Mapped[int] = mapped_column(ForeignKey("nas_latency_tables.id"), index=True)
-    key: Mapped[str] = mapped_column(String(512))  # a layer signature, see nas/latency_table.py
+    key: Mapped[str] = mapped_column(String(512))  # a layer signature, see nas/latency/layers.py
     latency_ms: Mapped[float] = mapped_column(Float)
     spread_ms: Mapped[float] = mapped_column(Float)
     load_avg: Mapped[float] = mapped_column(Float)
@@ -82,96 +83,85 @@ def _row(obj: Base) -> dict[str, Any]:
     return {c.name: getattr(obj, c.name) for c in obj.__table__.columns}
 
 
-def find_table(url: str, fingerprint: dict[str, Any]) -> int | None:
+def find_table(store: Store, fingerprint: dict[str, Any]) -> int | None:
     """The id of the table for exactly this device, or None."""
-    with session(url) as db:
+    with store.session() as db:
         return db.scalar(select(LatencyTable.id).where(LatencyTable.device_key == device_key(fingerprint)))
 
 
-def get_or_create_table(url: str, fingerprint: dict[str, Any]) -> int:
-    found = find_table(url, fingerprint)
-    if found is not None:
-        return found
-    with session(url) as db:
-        table = LatencyTable(device_key=device_key(fingerprint), fingerprint=fingerprint)
-        db.add(table)
-        db.flush()
-        return table.id
+def get_or_create_table(store: Store, fingerprint: dict[str, Any]) -> int:
+    """The device's table, created if absent (one insert-or-nothing: two workers cannot race)."""
+    key = device_key(fingerprint)
+    with store.session() as db:
+        upsert(db, LatencyTable, {"device_key": key}, {"fingerprint": fingerprint}, update=False)
+        return db.scalar(select(LatencyTable.id).where(LatencyTable.device_key == key))
 
 
-def load_entries(url: str, table_id: int) -> dict[str, tuple[float, int]]:
+def load_entries(store: Store, table_id: int) -> dict[str, tuple[float, int]]:
     """Entry key -> (median latency in ms, params)."""
-    with session(url) as db:
+    with store.session() as db:
         rows = db.execute(select(LatencyEntry.key, LatencyEntry.latency_ms, LatencyEntry.params)
                           .where(LatencyEntry.table_id == table_id))
         return {key: (latency, params) for key, latency, params in rows}
 
 
-def record_pass(url: str, table_id: int, key: str, passes: int, **measured: Any) -> None:
+def record_pass(store: Store, table_id: int, key: str, passes: int, *, latency_ms: float, spread_ms: float,
+                load_avg: float, params: int) -> None:
     """Store round ``passes`` of one entry's measurement: the entry keeps the fastest round."""
-    with session(url) as db:
-        entry = db.scalar(select(LatencyEntry).where(LatencyEntry.table_id == table_id, LatencyEntry.key == key))
+    with store.session() as db:
+        entry = db.scalar(select(LatencyEntry).where(LatencyEntry.table_id == table_id, LatencyEntry.key == key)
+                          .with_for_update())
         if entry is None:
-            db.add(LatencyEntry(table_id=table_id, key=key, passes=passes, **measured))
+            upsert(db, LatencyEntry, {"table_id": table_id, "key": key},
+                   dict(passes=passes, latency_ms=latency_ms, spread_ms=spread_ms, load_avg=load_avg, params=params))
             return
-        if measured["latency_ms"] < entry.latency_ms:
-            for name, value in measured.items():
-                setattr(entry, name, value)
+        if latency_ms < entry.latency_ms:
+            entry.latency_ms, entry.spread_ms, entry.load_avg, entry.params = latency_ms, spread_ms, load_avg, params
         entry.passes = passes
 
 
-def entry_passes(url: str, table_id: int) -> dict[str, int]:
+def entry_passes(store: Store, table_id: int) -> dict[str, int]:
     """Entry key -> measuring rounds done (a build resumes each round where it stopped)."""
-    with session(url) as db:
+    with store.session() as db:
         return dict(db.execute(select(LatencyEntry.key, LatencyEntry.passes).where(LatencyEntry.table_id == table_id)).all())
 
 
-def load_model(url: str, table_id: int, space: str) -> dict[str, Any] | None:
-    with session(url) as db:
+def load_model(store: Store, table_id: int, space: str) -> dict[str, Any] | None:
+    with store.session() as db:
         model = db.scalar(select(LatencyModel).where(LatencyModel.table_id == table_id, LatencyModel.space == space))
         return _row(model) if model else None
 
 
-def list_models(url: str, table_id: int) -> list[dict[str, Any]]:
-    with session(url) as db:
+def list_models(store: Store, table_id: int) -> list[dict[str, Any]]:
+    with store.session() as db:
         return [_row(m) for m in db.scalars(select(LatencyModel).where(LatencyModel.table_id == table_id)
                                              .order_by(LatencyModel.id))]
 
 
-def save_model(url: str, table_id: int, space: str, **fields: Any) -> None:
+def save_model(store: Store, table_id: int, space: str, **fields: Any) -> None:
     """Create or update the space's model on the table (build_s, calibration, validation)."""
-    with session(url) as db:
-        model = db.scalar(select(LatencyModel).where(LatencyModel.table_id == table_id, LatencyModel.space == space))
-        if model is None:
-            model = LatencyModel(table_id=table_id, space=space)
-            db.add(model)
-        for name, value in fields.items():
-            setattr(model, name, value)
+    with store.session() as db:
+        upsert(db, LatencyModel, {"table_id": table_id, "space": space}, {**fields, "updated_at": utcnow()})
 
 
-def list_tables(url: str) -> list[dict[str, Any]]:
+def list_tables(store: Store) -> list[dict[str, Any]]:
     """Every table with its entry count and the models (calibration, validation) built on it."""
-    with session(url) as db:
+    with store.session() as db:
+        counts = dict(db.execute(select(LatencyEntry.table_id, func.count()).group_by(LatencyEntry.table_id)).all())
         tables = []
         for table in db.scalars(select(LatencyTable).order_by(LatencyTable.id)):
-            count = len(db.scalars(select(LatencyEntry.id).where(LatencyEntry.table_id == table.id)).all())
             models = [_row(m) for m in db.scalars(select(LatencyModel).where(LatencyModel.table_id == table.id))]
-            tables.append({**_row(table), "entries": count, "models": models})
+            tables.append({**_row(table), "entries": counts.get(table.id, 0), "models": models})
         return tables
 
 
-def add_trial_latency(url: str, **fields: Any) -> None:
-    """Store (or replace) the real measurement of one trial (study, trial, latency_ms, ...)."""
-    with session(url) as db:
-        old = db.scalar(select(TrialLatency).where(TrialLatency.study == fields["study"],
-                                                   TrialLatency.trial == fields["trial"]))
-        if old is not None:
-            db.delete(old)
-            db.flush()
-        db.add(TrialLatency(**fields))
+def add_trial_latency(store: Store, study: str, trial: int, **fields: Any) -> None:
+    """Store (or replace) the real measurement of one trial (latency_ms, spread_ms, ...)."""
+    with store.session() as db:
+        upsert(db, TrialLatency, {"study": study, "trial": trial}, {**fields, "measured_at": utcnow()})
 
 
-def trial_latencies(url: str, study: str) -> dict[int, dict[str, Any]]:
-    """Trial number -> its end-of-search real measurement."""
-    with session(url) as db:
-        return {row.trial: _row(row) for row in db.scalars(select(TrialLatency).where(TrialLatency.study == study))}
+def trial_latencies(store: Store, study: str) -> dict[int, TrialLatency]:
+    """Trial number -> its end-of-search real measurement (detached rows)."""
+    with store.session() as db:
+        return {row.trial: row for row in db.scalars(select(TrialLatency).where(TrialLatency.study == study))}

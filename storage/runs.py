@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import JSON, Float, Integer, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.schema import Base, UTCDateTime, session, utcnow
+from storage.schema import Base, UTCDateTime, utcnow
+from storage.store import Store
 
 RUN_KINDS = ("train", "baseline", "scale")
 
@@ -39,27 +40,24 @@ class Run(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # recipe, epochs, seed...
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {c.name: getattr(self, c.name) for c in self.__table__.columns}
 
-
-def add_run(url: str, **fields: Any) -> int:
-    """Store one run; returns its id."""
+def add_run(store: Store, **fields: Any) -> int:
+    """Store one run (``Run``'s columns); returns its id."""
     if fields.get("kind") not in RUN_KINDS:
         raise ValueError(f"kind must be one of {', '.join(RUN_KINDS)}, got {fields.get('kind')!r}")
-    with session(url) as db:
+    with store.session() as db:
         run = Run(**fields)
         db.add(run)
         db.flush()
         return run.id
 
 
-def list_runs(url: str, kind: str | None = None, study: str | None = None) -> list[dict[str, Any]]:
-    """Stored runs, oldest first, as plain dicts (column name -> value)."""
+def list_runs(store: Store, kind: str | None = None, study: str | None = None) -> list[Run]:
+    """Stored runs, oldest first (detached rows: read their attributes)."""
     query = select(Run).order_by(Run.id)
     if kind is not None:
         query = query.where(Run.kind == kind)
     if study is not None:
         query = query.where(Run.study == study)
-    with session(url) as db:
-        return [run.to_dict() for run in db.scalars(query)]
+    with store.session() as db:
+        return list(db.scalars(query))

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from nas.cli._common import JsonOpt, StorageOpt, StudyOpt, app, err, out, print_json
+from nas.cli.common import JsonOpt, StorageOpt, StudyOpt, app, err, out, print_json
 from nas.errors import UsageError
 
 
@@ -31,24 +31,25 @@ def dashboard(
     """Serve optuna-dashboard on the study database, with each trial's note and artifacts (no authentication)."""
     from dashboards.server import serve
     from nas.notes import artifact_dir
-    from storage import open_optuna_storage, resolve_url
+    from storage import Store
 
+    store = Store.open(storage)  # a bad URL fails here, in one line, before the server starts
     if not 0 < port < 65536:
         raise UsageError(f"--port must be between 1 and 65535, got {port}")
-    url = resolve_url(storage)
-    open_optuna_storage(url)  # a bad URL fails here, in one line, before the server starts
-    artifacts = artifact_dir(url)
+    store.optuna()  # a database Optuna cannot use fails here too, before the banner
+    artifacts = artifact_dir(store.url)
     if not _is_loopback(host):
         err.print(f"warning: serving on {host}:{port}: optuna-dashboard has no authentication, so anyone who "
                   "can reach this port can read, change and delete every study in the database", soft_wrap=True)
-    info = {"url": f"http://{host}:{port}/dashboard", "storage": url, "artifacts": str(artifacts), "host": host, "port": port}
+    info = {"url": f"http://{host}:{port}/dashboard", "storage": str(store), "artifacts": str(artifacts), "host": host,
+            "port": port}
     if as_json:
         print_json(info)
     else:
-        out.print(f"optuna-dashboard on {info['url']} (storage {url}, artifacts {artifacts}/); Ctrl-C stops it")
+        out.print(f"optuna-dashboard on {info['url']} (storage {store}, artifacts {artifacts}/); Ctrl-C stops it")
     sys.stdout.flush()
     try:
-        serve(url, artifacts, host, port)
+        serve(store, artifacts, host, port)
     except OSError as error:
         raise UsageError(f"cannot listen on {host}:{port}: {error.strerror or error}; pass another --port or --host") from None
 
@@ -64,11 +65,12 @@ def report(
     """Write one self-contained HTML report of a study: accuracy vs latency, history, latency model, scaling."""
     from dashboards.report import ReportError, build_report, write_html, write_pngs
     from nas.results import load_study
-    from storage import resolve_url
+    from storage import Store
 
     start = time.perf_counter()
-    loaded = load_study(storage, study)
-    built = build_report(loaded, resolve_url(storage))
+    store = Store.open(storage)
+    loaded = load_study(store, study)
+    built = build_report(loaded, store)
     try:
         path = write_html(built, output)
         pngs = write_pngs(built, output) if png else []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -9,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from nas.cli._common import JsonOpt, StorageOpt, StudyOpt, app, err, out, print_json
+from nas.cli.common import JsonOpt, StorageOpt, StudyOpt, app, err, out, print_json
 
 latency_app = typer.Typer(no_args_is_help=True, help="Per-device latency tables: measure every layer once, then predict.")
 app.add_typer(latency_app, name="latency")
@@ -47,6 +48,26 @@ def _settings(backend: str, threads: int, resolution: int):
     return LatencySettings.for_backend(backend, threads=threads, resolution=resolution)
 
 
+@dataclass(frozen=True)
+class _Prediction:
+    """What `nas latency predict` prints; the measured figures only with ``--measure``."""
+
+    name: str
+    predicted_ms: float
+    sum_ms: float
+    calibrated_on: str | None
+    extrapolated: list[str]
+    layers_measured_now: int
+    predict_us: float
+    device: dict[str, Any]
+    measured_ms: float | None = None
+    spread_ms: float | None = None
+    error_pct: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.default is MISSING or getattr(self, f.name) is not None}
+
+
 def _interrupted() -> typer.Exit:
     err.print("interrupted: every measured entry is stored; run the same command to resume")
     return typer.Exit(130)
@@ -63,23 +84,22 @@ def build(
     as_json: JsonOpt = False,
 ) -> None:
     """Measure every layer SPACE can produce on this device (resumable), then calibrate."""
-    from nas.latency_table import build_table, describe
+    from nas.latency import build_table, describe
+    from storage import Store
 
+    store = Store.open(storage)
     settings = _settings(backend, threads, resolution)
     try:
         with _Bars() as bars:
-            result = build_table(space, settings, storage, calibration_samples=calibration,
-                                 progress=None if as_json else bars)
+            result = build_table(store, space, settings, calibration_samples=calibration, progress=None if as_json else bars)
     except KeyboardInterrupt:
         raise _interrupted() from None
     calib = result.calibration
     if as_json:
-        print_json({"table_id": result.table_id, "device": result.fingerprint, "space": result.space,
-                    "entries": result.entries, "measured_now": result.measured, "build_s": result.build_s,
-                    "calibration": {k: v for k, v in calib.to_dict().items() if k != "points"}})
+        print_json(result.to_dict())
         return
-    out.print(f"latency table for {describe(result.fingerprint)}: {result.entries} layers of space {result.space!r} "
-              f"({result.measured} layer rounds measured now, {result.fingerprint['passes']} per layer), "
+    out.print(f"latency table for {describe(result.device)}: {result.entries} layers of space {result.space!r} "
+              f"({result.measured_now} layer rounds measured now, {result.device['passes']} per layer), "
               f"built in {result.build_s:.0f} s")
     terms = " + ".join(f"{c:.4g} x {f}" for f, c in zip(calib.features, calib.coefficients, strict=True))
     out.print(f"calibration on {calib.samples} whole networks: latency = {calib.intercept:.3g} + {terms} "
@@ -100,37 +120,38 @@ def validate(
 ) -> None:
     """Measure unseen random networks end to end and score the predictor against them."""
     from dashboards.figures import latency_model
-    from nas.latency_table import validate_table
+    from nas.latency import validate_table
+    from storage import Store
 
+    store = Store.open(storage)
     settings = _settings(backend, threads, resolution)
     try:
         with _Bars() as bars:
-            result = validate_table(space, settings, storage, samples=samples, progress=None if as_json else bars)
+            report = validate_table(store, space, settings, samples=samples, progress=None if as_json else bars)
     except KeyboardInterrupt:
         raise _interrupted() from None
-    figure = latency_model([{"space": space, "device": result["device"], "validation": result}])
+    figure = latency_model([{"space": space, "device": report.device, "validation": report.to_dict()}])
     plot = plot or Path(f"latency-validation-{space}.html")
     figure.write_html(plot, include_plotlyjs=True)
     if png:
         figure.write_image(plot.with_suffix(".png"), width=900, height=700)
-    summary = {k: v for k, v in result.items() if k != "points"}
     if as_json:
-        print_json({**summary, "plot": str(plot), "points": result["points"]})
+        print_json({**report.summary(), "plot": str(plot), "points": [p.to_dict() for p in report.points]})
         return
-    noise = result["measurement_noise"]
+    noise = report.measurement_noise
     table = Table(title=f"latency model on {samples} unseen networks of {space!r}")
     table.add_column("figure")
     table.add_column("predictor", justify="right")
     table.add_column("one measuring round vs another", justify="right")
     pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
-    table.add_row("within +-10%", pct(result["within_10pct"]), pct(noise["rerun_within_10pct"]))
-    table.add_row("within +-5%", pct(result["within_5pct"]), pct(noise["rerun_within_5pct"]))
-    table.add_row("RMS error", f"{result['rmse_ms']:.3f} ms", f"{noise['rerun_rms_pct']:.1f}%" if noise["rerun_rms_pct"] is not None else "-")
-    table.add_row("Spearman / Kendall tau", f"{result['spearman']:.3f} / {result['kendall_tau']:.3f}", "")
-    table.add_row("sum of layers, uncalibrated, within +-10%", pct(result["uncalibrated_within_10pct"]), "")
-    ratio = result["sum_to_whole_ratio"]
-    table.add_row("sum of layers / whole network", f"{ratio['mean']:.2f} ({ratio['min']:.2f}-{ratio['max']:.2f})", "")
-    table.add_row("interquartile range of timed runs (median)", "", f"{noise['median_iqr_pct']:.1f}%")
+    table.add_row("within +-10%", pct(report.within_10pct), pct(noise.rerun_within_10pct))
+    table.add_row("within +-5%", pct(report.within_5pct), pct(noise.rerun_within_5pct))
+    table.add_row("RMS error", f"{report.rmse_ms:.3f} ms", f"{noise.rerun_rms_pct:.1f}%" if noise.rerun_rms_pct is not None else "-")
+    table.add_row("Spearman / Kendall tau", f"{report.spearman:.3f} / {report.kendall_tau:.3f}", "")
+    table.add_row("sum of layers, uncalibrated, within +-10%", pct(report.uncalibrated_within_10pct), "")
+    ratio = report.sum_to_whole_ratio
+    table.add_row("sum of layers / whole network", f"{ratio.mean:.2f} ({ratio.min:.2f}-{ratio.max:.2f})", "")
+    table.add_row("interquartile range of timed runs (median)", "", f"{noise.median_iqr_pct:.1f}%")
     out.print(table)
     out.print(f"scatter plot: {plot}")
 
@@ -151,15 +172,17 @@ def predict(
     """Predict a network's latency on this device from the table."""
     import time
 
-    from nas.latency_table import MissingEntries, describe, fill_missing, load_predictor, measure_network
+    from nas.latency import MissingEntries, describe, fill_missing, load_predictor, measure_network
     from nas.results import resolve_architecture
+    from storage import Store
 
-    arch = resolve_architecture(ref, storage, study)
+    store = Store.open(storage)
+    arch = resolve_architecture(ref, store, study)
     settings = _settings(backend, threads, resolution or arch.input_size())
-    predictor = load_predictor(storage, settings, space or arch.provenance.get("space"))
+    predictor = load_predictor(store, settings, space or arch.provenance.get("space"))
     if fill:
         with _Bars() as bars:
-            predictor, filled = fill_missing(storage, predictor, arch.genotype, None if as_json else bars)
+            predictor, filled = fill_missing(store, predictor, arch.genotype, None if as_json else bars)
     else:
         filled = 0
         if missing := predictor.missing(arch.genotype):
@@ -167,23 +190,22 @@ def predict(
     start = time.perf_counter()
     predicted = predictor(arch.genotype)
     predict_us = (time.perf_counter() - start) * 1e6
-    outside = predictor.calibration.outside(predictor.features(arch.genotype))
-    result: dict[str, Any] = {"name": arch.name, "predicted_ms": predicted, "sum_ms": predictor.raw_sum(arch.genotype),
-                              "calibrated_on": predictor.space, "extrapolated": outside, "layers_measured_now": filled,
-                              "predict_us": predict_us, "device": predictor.fingerprint}
+    features = predictor.features(arch.genotype)
+    result = _Prediction(arch.name, predicted, features.sum_ms, predictor.space, predictor.calibration.outside(features),
+                         filled, predict_us, predictor.fingerprint)
     if measure:
         measured = measure_network(arch.genotype, settings)
-        result.update(measured_ms=measured.latency_ms, spread_ms=measured.spread_ms,
-                      error_pct=100 * (predicted / measured.latency_ms - 1))
+        result = replace(result, measured_ms=measured.latency_ms, spread_ms=measured.spread_ms,
+                         error_pct=100 * (predicted / measured.latency_ms - 1))
     if as_json:
-        print_json(result)
+        print_json(result.to_dict())
         return
     line = f"{arch.name}: predicted {predicted:.2f} ms on {describe(predictor.fingerprint)}"
-    if "measured_ms" in result:
-        line += f"; measured {result['measured_ms']:.2f} ms +-{result['spread_ms']:.2f} ({result['error_pct']:+.1f}%)"
+    if result.measured_ms is not None:
+        line += f"; measured {result.measured_ms:.2f} ms +-{result.spread_ms:.2f} ({result.error_pct:+.1f}%)"
     out.print(line)
-    if outside:
-        out.print(f"warning: outside the networks the calibration saw ({'; '.join(outside)}): the prediction "
+    if result.extrapolated:
+        out.print(f"warning: outside the networks the calibration saw ({'; '.join(result.extrapolated)}): the prediction "
                   f"extrapolates; `--measure` checks it")
     if filled:
         out.print(f"{filled} layer(s) outside the table were measured and stored")
@@ -192,11 +214,12 @@ def predict(
 @latency_app.command()
 def devices(storage: StorageOpt = None, as_json: JsonOpt = False) -> None:
     """List the devices with a latency table, and how well each table predicts."""
-    from nas.latency_table import describe, table_summaries
+    from nas.latency import SpaceSummary, describe, table_summaries
+    from storage import Store
 
-    summaries = table_summaries(storage)
+    summaries = table_summaries(Store.open(storage))
     if as_json:
-        print_json(summaries)
+        print_json([s.to_dict() for s in summaries])
         return
     if not summaries:
         out.print("no latency table yet; run `nas latency build --space SPACE`")
@@ -205,12 +228,12 @@ def devices(storage: StorageOpt = None, as_json: JsonOpt = False) -> None:
     for column in ("id", "device", "entries", "space", "build", "calibration (LOO)", "validated within +-10% / +-5%"):
         table.add_column(column)
     for s in summaries:
-        for i, model in enumerate(s["spaces"] or [{"space": "-", "build_s": None, "calibration": None, "validation": None}]):
-            calib, valid = model["calibration"], model["validation"]
+        for i, model in enumerate(s.spaces or (SpaceSummary("-", None, None, None),)):
+            calib, valid = model.calibration, model.validation
             table.add_row(
-                str(s["id"]) if i == 0 else "", describe(s["fingerprint"]) if i == 0 else "", str(s["entries"]) if i == 0 else "",
-                model["space"], f"{model['build_s']:.0f} s" if model["build_s"] else "-",
-                f"{calib['samples']} nets, {calib['loo_rmse_pct']:.1f}%" if calib else "not calibrated",
-                f"{100 * valid['within_10pct']:.0f}% / {100 * valid['within_5pct']:.0f}% of {valid['samples']}" if valid else "not validated",
+                str(s.id) if i == 0 else "", describe(s.fingerprint) if i == 0 else "", str(s.entries) if i == 0 else "",
+                model.space, f"{model.build_s:.0f} s" if model.build_s else "-",
+                f"{calib.samples} nets, {calib.loo_rmse_pct:.1f}%" if calib else "not calibrated",
+                f"{100 * valid.within_10pct:.0f}% / {100 * valid.within_5pct:.0f}% of {valid.samples}" if valid else "not validated",
             )
     out.print(table)

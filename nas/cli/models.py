@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from nas.cli._common import JsonOpt, StorageOpt, StudyOpt, app, err, out, print_json
+from nas.cli.common import JsonOpt, StorageOpt, StudyOpt, app, err, out, print_json
 from nas.errors import UsageError
+
+if TYPE_CHECKING:
+    from nas.recipe import Plan, TrainSettings
+    from nas.train import EpochRecord
 
 RefArg = Annotated[str, typer.Argument(help="a trial number, a paper network name, an architecture JSON file "
                                             "(or, for export, a `nas train` folder or checkpoint)")]
@@ -36,8 +41,11 @@ class _EpochBar:
         self.task = None
         self.epochs = 0
 
-    def started(self, plan, resumed_epoch: int) -> None:
+    def started(self, plan: Plan, resumed_epoch: int) -> None:
         self.epochs = plan.epochs
+        if plan.accumulation > 1:
+            self.progress.console.print(f"{self.label}: each step of {plan.batch_size} images accumulates "
+                                        f"{plan.accumulation} micro-batches of {plan.micro_batch}")
         if resumed_epoch:
             self.progress.console.print(f"{self.label}: resuming after epoch {resumed_epoch} of {plan.epochs}")
         self.task = self.progress.add_task("", total=plan.steps_per_epoch)
@@ -47,7 +55,7 @@ class _EpochBar:
         self.progress.update(self.task, completed=step_in_epoch,
                              description=f"{self.label} epoch {epoch + 1}/{self.epochs}")
 
-    def epoch_done(self, record) -> None:
+    def epoch_done(self, record: EpochRecord) -> None:
         self.progress.console.print(f"{self.label} epoch {record.epoch}/{self.epochs}: loss {record.loss:.4f}  "
                                     f"val acc {100 * record.accuracy:.1f}%")
 
@@ -55,15 +63,21 @@ class _EpochBar:
         self.progress.stop()
 
 
-def _settings(data: str, epochs: str, resolution: str, mixup: str, norm: str, batch_size: int, opt: str, lr: float,
-              weight_decay: float, ema_decay: float, seed: int, init: Optional[str], threads: int):
+def _settings(data: str, epochs: str, resolution: str, mixup: str, norm: str, batch_size: int, micro_batch: int,
+              opt: str, lr: float, weight_decay: float, ema_decay: float, seed: int, init: Optional[str],
+              threads: int) -> TrainSettings:
     from nas.latency import LatencySettings
-    from nas.train import TrainSettings
+    from nas.recipe import TrainSettings
 
     return TrainSettings(data=data, epochs=_auto(epochs, "--epochs"), resolution=_auto(resolution, "--resolution"),
-                         mixup=_auto(mixup, "--mixup", float), norm=norm, batch_size=batch_size, opt=opt, lr=lr,
-                         weight_decay=weight_decay, ema_decay=ema_decay or None, seed=seed, init=init,
+                         mixup=_auto(mixup, "--mixup", float), norm=norm, batch_size=batch_size, micro_batch=micro_batch,
+                         opt=opt, lr=lr, weight_decay=weight_decay, ema_decay=ema_decay or None, seed=seed, init=init,
                          latency=LatencySettings(threads=threads))
+
+
+BatchOpt = Annotated[int, typer.Option(help="images per optimizer step (even); BiT-HyperRule is defined at 512")]
+MicroBatchOpt = Annotated[int, typer.Option(help="images per forward/backward pass; their gradients add up to one "
+                                                 "step of --batch-size")]
 
 
 @app.command()
@@ -79,15 +93,17 @@ def export(
 ) -> None:
     """Write an architecture (with trained weights when REF is a `nas train` checkpoint) as FORMAT."""
     from nas.export import FORMATS, export as run_export, load_network
+    from storage import Store
 
+    store = Store.open(storage)
     if fmt not in FORMATS:
         raise UsageError(f"--format: unknown {fmt!r}; choose one of {', '.join(FORMATS)}")
     if num_classes < 1:
         raise UsageError(f"--num-classes must be >= 1, got {num_classes}")
-    network = load_network(ref, storage, study, num_classes=num_classes)
+    network = load_network(ref, store, study, num_classes=num_classes)
     result = run_export(network, fmt, output, resolution)
     if as_json:
-        print_json({"name": network.arch.name, **result.to_dict()})
+        print_json({"name": network.arch.name, **asdict(result)})
         return
     check = "" if result.max_abs_diff is None else f"; read back: max |diff| {result.max_abs_diff:.1e} vs torch"
     weights = "trained" if result.trained else "untrained (seeded init)"
@@ -103,7 +119,8 @@ def train(
     resolution: Annotated[str, typer.Option(help="auto (BiT-HyperRule: 128 under 96x96 images, else 384) or N")] = "auto",
     mixup: Annotated[str, typer.Option(help="auto (BiT-HyperRule: 0.1 from 20k images, else off) or alpha")] = "auto",
     norm: Annotated[str, typer.Option(help="bn | gn-ws (GroupNorm + Weight Standardization, BiT)")] = "bn",
-    batch_size: Annotated[int, typer.Option(help="images per step (even)")] = 64,
+    batch_size: BatchOpt = 64,
+    micro_batch: MicroBatchOpt = 64,
     opt: Annotated[str, typer.Option(help="timm optimizer: adamw, sgd, momentum, lamb, ...")] = "adamw",
     lr: Annotated[float, typer.Option(help="peak learning rate")] = 3e-3,
     weight_decay: Annotated[float, typer.Option(help="weight decay")] = 0.05,
@@ -120,12 +137,15 @@ def train(
     """Train an architecture from scratch (or fine-tune it) and store accuracy, latency and checkpoint."""
     from nas.architecture import write_architecture
     from nas.export import usable_architecture
+    from nas.runs import store_run
     from nas.timm_models import timm_name
-    from nas.train import architecture_model, store_run, train as run_train
+    from nas.train import architecture_model, train as run_train
+    from storage import Store
 
-    settings = _settings(data, epochs, resolution, mixup, norm, batch_size, opt, lr, weight_decay, ema_decay, seed,
-                         init, threads)
-    arch = usable_architecture(ref, storage, study)
+    store = Store.open(storage)
+    settings = _settings(data, epochs, resolution, mixup, norm, batch_size, micro_batch, opt, lr, weight_decay,
+                         ema_decay, seed, init, threads)
+    arch = usable_architecture(ref, store, study)
     spec = architecture_model(arch, settings.norm)
     out_dir = output or Path("runs") / timm_name(arch)
     bar = None if as_json else _EpochBar(err, arch.name)
@@ -138,13 +158,13 @@ def train(
         if bar is not None:
             bar.stop()
     write_architecture(arch, out_dir / "architecture.json")  # what the checkpoint holds, readable by timm alone
-    run_id = store_run(result, spec, settings, "train", storage)
+    record = store_run(result, spec, settings, "train", store)
     if as_json:
-        print_json({"run": run_id, **result.to_dict()})
+        print_json(asdict(record))
         return
-    out.print(f"{arch.name}: val acc {100 * result.accuracy:.1f}% after {result.plan.epochs} epochs at "
-              f"{result.plan.resolution}px; latency {result.latency.latency_ms:.2f} ms at {spec.resolution}px; "
-              f"checkpoint {result.checkpoint} (run {run_id})")
+    out.print(f"{arch.name}: val acc {100 * record.accuracy:.1f}% after {record.plan.epochs} epochs at "
+              f"{record.plan.resolution}px; latency {record.latency_ms:.2f} ms at {record.resolution}px; "
+              f"checkpoint {result.checkpoint} (run {record.run})")
 
 
 @app.command()
@@ -154,7 +174,8 @@ def baselines(
     epochs: Annotated[str, typer.Option(help="auto (BiT-HyperRule) or N")] = "auto",
     resolution: Annotated[str, typer.Option(help="auto (BiT-HyperRule) or N (a multiple of 32)")] = "auto",
     mixup: Annotated[str, typer.Option(help="auto (BiT-HyperRule) or alpha")] = "auto",
-    batch_size: Annotated[int, typer.Option(help="images per step (even)")] = 64,
+    batch_size: BatchOpt = 64,
+    micro_batch: MicroBatchOpt = 64,
     opt: Annotated[str, typer.Option(help="timm optimizer")] = "adamw",
     lr: Annotated[float, typer.Option(help="peak learning rate")] = 3e-3,
     weight_decay: Annotated[float, typer.Option(help="weight decay")] = 0.05,
@@ -168,9 +189,11 @@ def baselines(
 ) -> None:
     """Train the papers' networks with `nas train`'s recipe and store them beside found architectures."""
     from nas.baselines import BASELINES, run_baselines
+    from storage import Store
 
-    settings = _settings(data, epochs, resolution, mixup, "bn", batch_size, opt, lr, weight_decay, ema_decay, seed,
-                         None, threads)
+    store = Store.open(storage)
+    settings = _settings(data, epochs, resolution, mixup, "bn", batch_size, micro_batch, opt, lr, weight_decay,
+                         ema_decay, seed, None, threads)
     bars: list[_EpochBar] = []
 
     def observer_for(name: str) -> _EpochBar | None:
@@ -182,23 +205,22 @@ def baselines(
         return bars[-1]
 
     try:
-        results = run_baselines(list(models or BASELINES), settings, output, storage_url=storage,
-                                resolution=latency_resolution, observer_for=observer_for)
+        records = run_baselines(list(models or BASELINES), settings, output, store, resolution=latency_resolution,
+                                observer_for=observer_for)
     finally:
         if bars:
             bars[-1].stop()
-    rows = [{"run": run_id, **result.to_dict()} for run_id, result in results]
     if as_json:
-        print_json(rows)
+        print_json([asdict(r) for r in records])
         return
     from rich.table import Table
 
     from nas.render import fmt_count
 
     table = Table(title=f"baselines on {settings.data}, latency at {latency_resolution}px")
-    for column in ("network", "val acc %", "latency ms", "± ms", "params", "MACs", "epochs", "run"):
+    for column in ("network", "val acc %", "latency ms", "± ms", "parameters", "MACs", "epochs", "run"):
         table.add_column(column, justify="left" if column == "network" else "right")
-    for r in rows:
-        table.add_row(r["name"], f"{100 * r['accuracy']:.1f}", f"{r['latency_ms']:.2f}", f"{r['latency_spread_ms']:.2f}",
-                      fmt_count(r["params"]), fmt_count(r["macs"]), str(r["plan"]["epochs"]), str(r["run"]))
+    for r in records:
+        table.add_row(r.name, f"{100 * r.accuracy:.1f}", f"{r.latency_ms:.2f}", f"{r.latency_spread_ms:.2f}",
+                      fmt_count(r.params), fmt_count(r.macs), str(r.plan.epochs), str(r.run))
     out.print(table)

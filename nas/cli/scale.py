@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from nas.cli._common import JsonOpt, StorageOpt, StudyOpt, app, err, out, print_json
+from nas.cli.common import JsonOpt, StorageOpt, StudyOpt, app, err, out, print_json
 
 scale_app = typer.Typer(no_args_is_help=True, help="Compound scaling (EfficientNet): the alpha/beta/gamma grid, "
                                                     "families of scaled networks, one scaled network.")
@@ -39,13 +39,16 @@ class _GridProgress:
         self.progress.start()
 
     def trial_finished(self, trial) -> None:
-        attrs = trial.user_attrs
-        point = f"alpha,beta,gamma = {trial.params.get('point')}"
+        from nas.scale.grid import PARAM
+        from storage import TrialRecord
+
+        record = TrialRecord.from_trial(trial)
+        point = f"alpha,beta,gamma = {trial.params.get(PARAM)}"
         if trial.state.name == "COMPLETE":
-            line = (f"trial {trial.number}: {point}  {attrs['resolution']} px  acc {100 * attrs['accuracy']:.1f}%  "
-                    f"{attrs['latency_ms']:.2f} ms  reward {trial.value:.4f}")
+            line = (f"trial {trial.number}: {point}  {record.resolution} px  acc {100 * record.accuracy:.1f}%  "
+                    f"{record.latency_ms:.2f} ms  reward {trial.value:.4f}")
         else:
-            line = f"trial {trial.number}: {point}  {trial.state.name} {attrs.get('fail_reason', '')}".rstrip()
+            line = f"trial {trial.number}: {point}  {trial.state.name} {record.fail_reason or ''}".rstrip()
         self.progress.console.print(line)
         self.progress.update(self.task, advance=1)
 
@@ -92,6 +95,7 @@ def grid(
     from nas.render import fmt, fmt_count
     from nas.proxy import ProxySettings
     from nas.scale import GridConfig, plan_grid, run_grid
+    from storage import Store
     from nas.units import parse_latency_ms
 
     import optuna
@@ -101,10 +105,11 @@ def grid(
         target_latency_ms=parse_latency_ms(target_latency) if target_latency else None, reward=reward,
         reward_weight=reward_weight, data=data, proxy=ProxySettings(epochs=epochs, batch_size=batch_size,
                                                                     resolution=proxy_resolution),
-        latency=LatencySettings(threads=threads), storage=storage, base_study=study, study=grid_study,
+        latency=LatencySettings(threads=threads), base_study=study, study=grid_study,
     )
+    store = Store.open(storage)
     if dry_run:
-        arch, base_resolution, points = plan_grid(config)
+        arch, base_resolution, points = plan_grid(config, store)
         if as_json:
             print_json({"base": arch.name, "base_resolution": base_resolution, "phi": 1,
                         "points": [asdict(p) for p in points]})
@@ -119,7 +124,7 @@ def grid(
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     observer = _GridProgress(err) if not as_json else None
     try:
-        result = run_grid(config, observer, output)
+        result = run_grid(config, store, observer, output)
     except KeyboardInterrupt:
         err.print("interrupted: every finished point is stored; run the same command to resume")
         raise typer.Exit(130) from None
@@ -151,7 +156,7 @@ def grid(
                       f"(trial {p.trial}: acc {100 * p.accuracy:.1f}%, {p.latency_ms:.2f} ms, {fmt_count(p.macs)} MACs)")
     if result.plot:
         out.print(f"plot: {result.plot}")
-    out.print(f"open in the dashboard:  optuna-dashboard {result.storage_url}")
+    out.print(f"open in the dashboard:  nas dashboard --storage {result.storage_url}")
 
 
 @scale_app.command()
@@ -174,15 +179,16 @@ def family(
     from nas.latency import LatencySettings
     from nas.render import fmt, fmt_count
     from nas.scale import FamilyConfig, build_family, coefficients_from, parse_phis
+    from storage import Store
 
     config = FamilyConfig(base=base, coefficients=coefficients_from(alpha, beta, gamma, family), family=family,
                           phis=parse_phis(phi), resolution=resolution, measure=measure,
-                          latency=LatencySettings(threads=threads), out_dir=out_dir, storage=storage, base_study=study)
+                          latency=LatencySettings(threads=threads), out_dir=out_dir, base_study=study)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=err, disable=as_json, transient=True)
     with progress:
         task = progress.add_task("measuring" if measure else "scaling", total=len(config.phis))
-        rows = build_family(config, lambda row: progress.update(task, advance=1))
+        rows = build_family(config, Store.open(storage), lambda row: progress.update(task, advance=1))
     if as_json:
         print_json([row.to_dict() for row in rows])
         return
@@ -214,9 +220,10 @@ def show(
     """Print BASE scaled to PHI: blocks, resolution, params and MACs (nothing is written)."""
     from nas.render import block_rows, block_table, fmt_count
     from nas.scale import coefficients_from, show_scaled
+    from storage import Store
 
-    arch, params, macs = show_scaled(base, phi, coefficients_from(alpha, beta, gamma, family), family, resolution,
-                                     storage, study)
+    arch, params, macs = show_scaled(base, phi, coefficients_from(alpha, beta, gamma, family), family,
+                                     Store.open(storage), resolution, study)
     if as_json:
         print_json({**arch.to_dict(), "params": params, "macs": macs, "blocks": block_rows(arch.genotype)})
         return

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
+from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from nas.cli._common import JsonOpt, StorageOpt, StudyOpt, app, err, out, print_json
+from nas.cli.common import JsonOpt, StorageOpt, StudyOpt, app, err, out, print_json
 from nas.errors import UsageError
 
 
 def _ranked_json(ranked) -> list[dict[str, Any]]:
     """Ranked trials under the storage contract's names; ``reward`` is the (re-)score."""
-    return [{"rank": i, **record.to_dict(), "reward": score} for i, (score, record) in enumerate(ranked, 1)]
+    from nas.results import record_json
+
+    return [{"rank": i, **record_json(record), "reward": score} for i, (score, record) in enumerate(ranked, 1)]
+
+
+def _nas_command() -> str:
+    """How to call nas again: `nas` when on PATH, else this program's path (an unactivated venv)."""
+    import shutil
+
+    program = Path(sys.argv[0])
+    return "nas" if shutil.which("nas") == str(program.resolve()) or program.name != "nas" else str(program)
 
 
 class _ProgressObserver:
@@ -61,13 +74,15 @@ class _ProgressObserver:
             return "-"
 
     def trial_finished(self, study, trial) -> None:
+        from storage import TrialRecord
+
         self.done += 1
-        attrs = trial.user_attrs
+        record = TrialRecord.from_trial(trial)
         if trial.state.name == "COMPLETE":
-            line = (f"trial {trial.number}: acc {100 * attrs['accuracy']:.1f}%  {attrs['latency_ms']:.2f} ms  "
+            line = (f"trial {trial.number}: acc {100 * record.accuracy:.1f}%  {record.latency_ms:.2f} ms  "
                     f"value {', '.join(f'{v:.4f}' for v in trial.values)}")
         else:
-            line = f"trial {trial.number}: {trial.state.name} {attrs.get('fail_reason', '')}".rstrip()
+            line = f"trial {trial.number}: {trial.state.name} {record.fail_reason or ''}".rstrip()
         self.progress.console.print(line)
         self.progress.update(self.task, advance=1, best=self._best(study), left=self._left())
 
@@ -88,7 +103,9 @@ def search(
     reward_weight: Annotated[Optional[float], typer.Option(help="latency exponent w (soft/hard) or beta (tunas), <= 0")] = None,
     objective: Annotated[str, typer.Option(help="reward | pareto (accuracy up, latency down)")] = "reward",
     sampler: Annotated[Optional[str], typer.Option(help="tpe | nsga2 | random [default: tpe; nsga2 for pareto]")] = None,
-    pruner: Annotated[str, typer.Option(help="median | none")] = "median",
+    pruner: Annotated[str, typer.Option(help="median | sha (successive halving) | hyperband | none")] = "median",
+    estimator: Annotated[str, typer.Option(help="accuracy estimator: train | synflow | naswot | grad_norm | snip | zen | "
+                                                "params | macs, optionally NAME:key=value,... (see `nas estimators rank`)")] = "train",
     seed: Annotated[int, typer.Option(help="sampler seed")] = 0,
     seed_arch: Annotated[Optional[list[str]], typer.Option("--seed-arch", help="enqueue a paper network first (repeatable)")] = None,
     data: Annotated[str, typer.Option(help="digits | mnist | a folder of class sub-folders")] = "digits",
@@ -110,6 +127,7 @@ def search(
     from nas.proxy import ProxySettings
     from nas.search import run_search
     from nas.units import parse_duration_s, parse_latency_ms
+    from storage import Store
 
     import optuna
 
@@ -118,7 +136,7 @@ def search(
         target_latency_ms=parse_latency_ms(target_latency), space=space,
         trials=trials if trials is not None else (None if timeout_s else DEFAULT_TRIALS), timeout_s=timeout_s,
         reward=reward, reward_weight=reward_weight, objective=objective, sampler=sampler, pruner=pruner,
-        seed=seed, storage=storage, study=study, seed_archs=tuple(seed_arch or ()), data=data,
+        seed=seed, study=study, estimator=estimator, seed_archs=tuple(seed_arch or ()), data=data,
         latency=LatencySettings.for_backend(backend, resolution=resolution, threads=threads), latency_mode=latency,
         proxy=ProxySettings(epochs=epochs, batch_size=batch_size, resolution=proxy_resolution),
     )
@@ -126,7 +144,7 @@ def search(
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     observer = _ProgressObserver(err) if not as_json else None
     try:
-        result = run_search(config, observer, top=top)
+        result = run_search(config, Store.open(storage), observer, top=top)
     except KeyboardInterrupt:
         err.print("interrupted: every finished trial is stored; run the same command to resume")
         raise typer.Exit(130) from None
@@ -136,9 +154,11 @@ def search(
     if as_json:
         print_json({"study": result.study_name, "storage": result.storage_url, "ran": result.ran,
                     "counts": result.counts, "wall_s": result.wall_s, "latency_source": result.latency_source,
-                    "checks": result.checks, "best": _ranked_json(result.best)})
+                    "checks": [{**asdict(c), "error_pct": c.error_pct} for c in result.checks],
+                    "best": _ranked_json(result.best)})
         return
     from nas.render import block_table, ranking_table
+    from nas.results import record_genotype
 
     out.print(f"study {result.study_name!r}: {result.ran} trial(s) run now in {result.wall_s:.0f} s; "
               f"stored: {', '.join(f'{n} {k.lower()}' for k, n in result.counts.items())}")
@@ -148,11 +168,11 @@ def search(
         out.print(ranking_table(result.best, f"best by {config.reward_fn.describe()}, T = {config.target_latency_ms:g} ms",
                                 config.target_latency_ms))
         _, record = result.best[0]
-        out.print(block_table(record.genotype, f"best: trial {record.number}"))
+        out.print(block_table(record_genotype(record), f"best: trial {record.number}"))
     for check in result.checks:
-        out.print(f"trial {check['trial']}: table predicted {check['predicted_ms']:.2f} ms, measured "
-                  f"{check['measured_ms']:.2f} ms +-{check['spread_ms']:.2f} ({check['error_pct']:+.1f}%)")
-    out.print(f"open in the dashboard:  optuna-dashboard {result.storage_url}")
+        out.print(f"trial {check.trial}: table predicted {check.predicted_ms:.2f} ms, measured "
+                  f"{check.measured_ms:.2f} ms +-{check.spread_ms:.2f} ({check.error_pct:+.1f}%)")
+    out.print(f"open in the dashboard:  {_nas_command()} dashboard --storage {result.storage_url}")
 
 
 @app.command()
@@ -178,13 +198,15 @@ def spaces(as_json: JsonOpt = False) -> None:
 @app.command()
 def trials(storage: StorageOpt = None, study: StudyOpt = None, as_json: JsonOpt = False) -> None:
     """List a study's trials with accuracy, latency, params and MACs."""
-    from nas.results import load_study, study_checks, trial_records
+    from nas.results import load_study, record_json, study_checks, trial_records
+    from storage import Store
 
-    loaded = load_study(storage, study)
-    records = trial_records(loaded, study_checks(storage, loaded))
+    store = Store.open(storage)
+    loaded = load_study(store, study)
+    records = trial_records(loaded, study_checks(store, loaded))
     if as_json:
         print_json({"study": loaded.study_name, "study_attrs": loaded.user_attrs,
-                     "trials": [r.to_dict() for r in records]})
+                     "trials": [record_json(r) for r in records]})
         return
     from nas.render import trials_table
 
@@ -203,13 +225,15 @@ def best(
     """Rank stored trials, re-scored from stored accuracy and latency (nothing is retrained)."""
     from nas.results import load_study, rank, study_checks, study_reward
     from nas.units import parse_latency_ms
+    from storage import Store
 
     target = parse_latency_ms(target_latency) if target_latency else None
     if top < 1:
         raise UsageError(f"--top must be >= 1, got {top}")
-    loaded = load_study(storage, study)
+    store = Store.open(storage)
+    loaded = load_study(store, study)
     scoring = study_reward(loaded, target, reward)
-    ranked = rank(loaded, scoring, top, study_checks(storage, loaded))
+    ranked = rank(loaded, scoring, top, study_checks(store, loaded))
     if as_json:
         print_json({"study": loaded.study_name, "target_latency_ms": scoring.target_ms, "reward": scoring.kind,
                      "best": _ranked_json(ranked)})
@@ -236,10 +260,22 @@ def show(
     from nas.render import block_rows, block_table, fmt_count
     from nas.results import resolve_architecture
     from search_spaces import build_model
+    from storage import Store
 
     if resolution is not None and not 32 <= resolution <= 1024:
         raise UsageError(f"--resolution must be between 32 and 1024, got {resolution}")
-    arch = resolve_architecture(ref, storage, study)
+    from nas.baselines import BASELINES, baseline_size
+    from search_spaces import SEED_NAMES
+
+    if ref in BASELINES and ref not in SEED_NAMES:  # a paper network timm's builder does not make (torchvision, ours)
+        size = baseline_size(ref, resolution or 224)
+        if as_json:
+            print_json(asdict(size))
+            return
+        out.print(f"{size.name} ({size.paper}): params {fmt_count(size.params)} ({size.params:,}), "
+                  f"MACs {fmt_count(size.macs)} at {size.resolution}x{size.resolution}")
+        return
+    arch = resolve_architecture(ref, Store.open(storage), study)
     label, genotype = arch.name, arch.genotype
     resolution = resolution or arch.input_size()
     params = count_params(build_model(genotype))

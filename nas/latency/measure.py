@@ -5,6 +5,9 @@ ONNX Runtime on the CPU (what many deploy with; 2-3x faster here because torch's
 overhead disappears) and torch on CUDA (timed with device events after synchronising).
 Only one process on a machine measures at a time (a file lock): two measurements on shared
 cores disturb each other, and the search would learn the noise.
+
+Tables, calibration and validation time through a ``Timer``: ``DEVICE`` measures for real, and a
+test passes one that returns known times, so what is computed from the times is checked exactly.
 """
 
 from __future__ import annotations
@@ -21,86 +24,17 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from filelock import FileLock
 
-from nas.errors import UsageError
+from nas.latency.layers import Layer
+from nas.latency.settings import LatencySettings, Measurement
+from search_spaces import Genotype
 
 LOCK_PATH = Path(tempfile.gettempdir()) / "nas-latency.lock"
-BACKENDS = {"torch": "torch-cpu", "onnxruntime": "onnxruntime-cpu", "cuda": "torch-cuda"}  # flag -> stored name
-
-
-@dataclass(frozen=True)
-class LatencySettings:
-    resolution: int = 224
-    threads: int = 1
-    warmup: int = 10
-    repeats: int = 30
-    batch: int = 1
-    backend: str = "torch-cpu"
-    passes: int = 3  # the fastest of this many pass medians (see measure_latency)
-
-    def __post_init__(self) -> None:
-        if not 32 <= self.resolution <= 1024:
-            raise UsageError(f"--resolution must be between 32 and 1024 pixels, got {self.resolution}")
-        if not 1 <= self.threads <= (os.cpu_count() or 1):
-            raise UsageError(f"--threads must be between 1 and {os.cpu_count()} on this machine, got {self.threads}")
-        if self.repeats < 3 or self.warmup < 0 or self.passes < 1:
-            raise UsageError("latency needs at least 3 timed runs, one pass and a non-negative warm-up")
-        if self.backend not in BACKENDS.values():
-            raise UsageError(f"--backend: unknown {self.backend!r}; choose one of {', '.join(BACKENDS)}")
-        if self.backend == "torch-cuda" and not torch.cuda.is_available():
-            raise UsageError("--backend cuda: no CUDA device on this machine; use torch or onnxruntime")
-
-    @classmethod
-    def for_backend(cls, flag: str, **fields: object) -> LatencySettings:
-        """Settings from the CLI's short backend name (torch, onnxruntime, cuda)."""
-        if flag not in BACKENDS:
-            raise UsageError(f"--backend: unknown {flag!r}; choose one of {', '.join(BACKENDS)}")
-        return cls(backend=BACKENDS[flag], **fields)  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True)
-class Measurement:
-    latency_ms: float  # the fastest pass's median
-    spread_ms: float  # interquartile range of that pass's timed runs
-    runs: int
-    load_avg: float  # 1-minute load average when measured: high values flag a busy machine
-    pass_ms: tuple[float, ...] = ()  # each pass's median, in order: their spread is the run-to-run noise
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def device_fingerprint(settings: LatencySettings) -> dict[str, object]:
-    """What a latency depends on; two numbers are comparable only if these are equal."""
-    fingerprint: dict[str, object] = {
-        "cpu": cpu_model(),
-        "threads": settings.threads,
-        "backend": settings.backend,
-        "torch": torch.__version__.split("+")[0],
-        "resolution": settings.resolution,
-        "batch": settings.batch,
-        "passes": settings.passes,
-    }
-    if settings.backend == "onnxruntime-cpu":
-        import onnxruntime
-
-        fingerprint["onnxruntime"] = onnxruntime.__version__
-    elif settings.backend == "torch-cuda":
-        fingerprint["gpu"] = torch.cuda.get_device_name()
-        fingerprint["cuda"] = torch.version.cuda
-    return fingerprint
 
 
 @contextmanager
@@ -212,3 +146,25 @@ def measure_latency(model: torch.nn.Module, settings: LatencySettings,
     best = min(range(len(passes)), key=medians.__getitem__)
     q1, _, q3 = statistics.quantiles(passes[best], n=4)
     return Measurement(medians[best], q3 - q1, settings.repeats * settings.passes, os.getloadavg()[0], tuple(medians))
+
+
+class Timer(Protocol):
+    """How a table times what it learns from: one layer (as built, at its input shape) or one
+    whole network. The module is passed built, so its weights are counted from the same object."""
+
+    def layer(self, layer: Layer, module: torch.nn.Module, settings: LatencySettings) -> Measurement: ...
+
+    def network(self, genotype: Genotype, model: torch.nn.Module, settings: LatencySettings) -> Measurement: ...
+
+
+class DeviceTimer:
+    """Measures on this machine with ``measure_latency``."""
+
+    def layer(self, layer: Layer, module: torch.nn.Module, settings: LatencySettings) -> Measurement:
+        return measure_latency(module, settings, layer.input_shape(settings.batch))
+
+    def network(self, genotype: Genotype, model: torch.nn.Module, settings: LatencySettings) -> Measurement:
+        return measure_latency(model, settings)
+
+
+DEVICE: Timer = DeviceTimer()

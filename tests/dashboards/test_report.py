@@ -1,4 +1,4 @@
-"""`nas report` on a real search with baselines, a validated latency model and a scaled family
+"""`nas report` on a search (deterministic estimators: known accuracies and latencies) with baselines, a validated latency model and a scaled family
 stored beside it: the figures' data is read back from the file's embedded plotly JSON."""
 
 from __future__ import annotations
@@ -11,9 +11,12 @@ import re
 import numpy as np
 import pytest
 
-from nas import LatencySettings, ProxySettings, SearchConfig, run_search
+from fakes import BlockLatency, WidthAccuracy
+from inprocess import run_nas
+
+from nas import SearchConfig, run_search
 from nas.results import load_study
-from storage import add_run
+from storage import Store, TrialRecord, add_run
 from storage import latency as latency_store
 
 BASELINES = [  # name, dataset, accuracy, latency_ms
@@ -25,22 +28,25 @@ VALIDATION = [(0.50, 0.52, 0.01), (0.80, 0.78, 0.02), (1.20, 1.31, 0.02)]  # pre
 
 @pytest.fixture(scope="module")
 def study_db(tmp_path_factory) -> str:
-    """A real three-trial search, its target moved to the middle trial's latency so that one trial
+    """A three-trial search, its target moved to the middle trial's latency so that one trial
     is over it, and runs stored beside it."""
     url = f"sqlite:///{tmp_path_factory.mktemp('report') / 'nas.db'}"
-    run_search(SearchConfig(space="tiny", target_latency_ms=1.0, trials=3, storage=url, study="rep",
-                            proxy=ProxySettings(epochs=1), latency=LatencySettings(resolution=64, warmup=2, repeats=5)))
-    study = load_study(url, "rep")
-    study.set_user_attr("target_latency_ms", sorted(t.user_attrs["latency_ms"] for t in study.trials)[1])
+    store = Store.open(url)
+    run_search(SearchConfig(space="tiny", target_latency_ms=1.0, trials=3, study="rep", seed=4), store,
+               accuracy=WidthAccuracy(), latency=BlockLatency())
+    study = load_study(store, "rep")
+    latencies = sorted(TrialRecord.from_trial(t).latency_ms for t in study.trials)
+    assert len(set(latencies)) == 3, "the seed must give three networks of different depth"
+    study.set_user_attr("target_latency_ms", latencies[1])
     for name, dataset, accuracy, latency_ms in BASELINES:
-        add_run(url, kind="baseline", name=name, architecture={}, dataset=dataset, accuracy=accuracy,
+        add_run(store, kind="baseline", name=name, architecture={}, dataset=dataset, accuracy=accuracy,
                 latency_ms=latency_ms, params=3_000_000, macs=300_000_000)
     for phi, latency_ms, macs in FAMILY:
-        add_run(url, kind="scale", name=f"tiny@phi={phi}", architecture={}, latency_ms=latency_ms, macs=int(macs),
+        add_run(store, kind="scale", name=f"tiny@phi={phi}", architecture={}, latency_ms=latency_ms, macs=int(macs),
                 accuracy=None, settings={"alpha": 1.2, "beta": 1.1, "gamma": 1.15, "phi": phi})
-    table = latency_store.get_or_create_table(url, {"cpu": "test", "threads": 1, "backend": "torch-cpu"})
+    table = latency_store.get_or_create_table(store, {"cpu": "test", "threads": 1, "backend": "torch-cpu"})
     points = [{"arch_key": f"k{i}", "predicted_ms": p, "measured_ms": m, "spread_ms": s} for i, (p, m, s) in enumerate(VALIDATION)]
-    latency_store.save_model(url, table, "tiny", validation={"points": points, "within_10pct": 2 / 3, "within_5pct": 2 / 3,
+    latency_store.save_model(store, table, "tiny", validation={"points": points, "within_10pct": 2 / 3, "within_5pct": 2 / 3,
                                                              "rmse_ms": 0.065, "kendall_tau": 1.0})
     return url
 
@@ -70,6 +76,7 @@ def _traces(figure: dict) -> dict[str, dict]:
     return {trace["name"].split(" (")[0]: trace for trace in figure["data"]}
 
 
+@pytest.mark.slow  # renders PNGs in chromium
 def test_report_draws_trials_front_target_baselines_and_stored_runs(study_db, nas_cli):
     trials = {t["number"]: t for t in nas_cli.json("trials", "--storage", study_db)["trials"]}
     made = nas_cli.json("report", "--storage", study_db, "-o", "out/report.html", "--png")
@@ -114,6 +121,7 @@ def test_report_draws_trials_front_target_baselines_and_stored_runs(study_db, na
         assert (nas_cli.cwd / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # a browser
 def test_report_opens_offline_in_chromium(study_db, nas_cli):
     from playwright.sync_api import sync_playwright
 
@@ -132,8 +140,8 @@ def test_report_opens_offline_in_chromium(study_db, nas_cli):
     assert errors == []
 
 
-def test_report_of_a_missing_study_is_one_line(study_db, nas_cli):
-    proc = nas_cli("report", "--storage", study_db, "--study", "nope", check=False)
-    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
-        f"error: no study named 'nope' in {study_db}; studies there: rep"]
-    assert not (nas_cli.cwd / "report.html").exists()
+def test_report_of_a_missing_study_is_one_line(study_db, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, stderr = run_nas(["report", "--storage", study_db, "--study", "nope"], monkeypatch, capsys)
+    assert code == 2 and stderr.strip().splitlines() == [f"error: no study named 'nope' in {study_db}; studies there: rep"]
+    assert not (tmp_path / "report.html").exists()

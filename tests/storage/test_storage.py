@@ -1,10 +1,11 @@
 import sqlite3
+import threading
 import uuid
 
 import optuna
 import pytest
 
-from storage import StorageError, add_run, check_url, latency, list_runs, open_optuna_storage, resolve_url
+from storage import StorageError, Store, add_run, check_url, latency, list_runs, open_optuna_storage, resolve_url
 
 
 def test_sqlite_file_is_created_and_holds_optuna_tables(tmp_path):
@@ -53,11 +54,36 @@ def test_postgresql_is_a_real_optuna_storage(postgres_url):
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_url(request, tmp_path):
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'nas.db'}"
-    return request.getfixturevalue("postgres_url")
+        return Store.open(f"sqlite:///{tmp_path / 'nas.db'}")
+    return Store.open(request.getfixturevalue("postgres_url"))
 
 
-def test_latency_tables_on_every_backend(any_url):
+def test_a_store_resolves_once_and_touches_nothing_until_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("NAS_STORAGE", f"sqlite:///{tmp_path / 'env.db'}")
+    store = Store.open(None)
+    assert store.url == f"sqlite:///{tmp_path / 'env.db'}" and not (tmp_path / "env.db").exists()
+    assert store.optuna() is store.optuna()  # one Optuna storage (one engine) per database and process
+    assert "secret" not in str(Store.open("postgresql+psycopg://u:secret@127.0.0.1:1/db"))
+
+
+def test_concurrent_creation_of_one_table_row_makes_one_row(any_url):
+    fingerprint = {"cpu": "race", "run": str(uuid.uuid4())}
+    barrier, ids = threading.Barrier(6), []
+
+    def create() -> None:
+        barrier.wait()
+        ids.append(latency.get_or_create_table(any_url, fingerprint))
+
+    threads = [threading.Thread(target=create) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(ids) == 6 and len(set(ids)) == 1
+    assert sum(t["fingerprint"] == fingerprint for t in latency.list_tables(any_url)) == 1
+
+
+def test_latency_tables_on_every_backend(any_url):  # a Store on SQLite or PostgreSQL
     here, there = {"cpu": "A", "threads": 1, "run": str(uuid.uuid4())}, {"cpu": "B", "threads": 1, "run": str(uuid.uuid4())}
     table = latency.get_or_create_table(any_url, here)
     assert latency.get_or_create_table(any_url, here) == table != latency.get_or_create_table(any_url, there)
@@ -71,19 +97,19 @@ def test_latency_tables_on_every_backend(any_url):
     latency.save_model(any_url, table, "tiny", build_s=2.0)
     latency.save_model(any_url, table, "tiny", calibration={"samples": 3})
     (model,) = latency.list_models(any_url, table)
-    assert model["build_s"] == 2.0 and model["calibration"] == {"samples": 3}
+    assert model["build_s"] == 2.0 and model["calibration"] == {"samples": 3}  # an update keeps other columns
     study = f"s-{uuid.uuid4()}"
     for measured in (3.0, 3.3):  # a re-check replaces the row
-        latency.add_trial_latency(any_url, study=study, trial=4, latency_ms=measured, spread_ms=0.1, load_avg=0.5,
+        latency.add_trial_latency(any_url, study, 4, latency_ms=measured, spread_ms=0.1, load_avg=0.5,
                                   predicted_ms=3.1, device=here)
-    assert latency.trial_latencies(any_url, study)[4]["latency_ms"] == 3.3
+    assert latency.trial_latencies(any_url, study)[4].latency_ms == 3.3
 
 
 def test_runs_on_every_backend(any_url):
     name = f"net-{uuid.uuid4()}"
     run_id = add_run(any_url, kind="baseline", name=name, study=None, trial=None, architecture={"arch_def": [["ds_r1_k3_s1_c8"]]},
                      accuracy=0.5, settings={"epochs": 1})
-    rows = [r for r in list_runs(any_url, kind="baseline") if r["name"] == name]
-    assert [r["id"] for r in rows] == [run_id] and rows[0]["architecture"]["arch_def"] == [["ds_r1_k3_s1_c8"]]
+    rows = [r for r in list_runs(any_url, kind="baseline") if r.name == name]
+    assert [r.id for r in rows] == [run_id] and rows[0].architecture["arch_def"] == [["ds_r1_k3_s1_c8"]]
     with pytest.raises(ValueError, match="kind must be one of"):
         add_run(any_url, kind="nope", name=name, architecture={})

@@ -4,15 +4,15 @@ import os
 import signal
 import sqlite3
 import subprocess
-import time
 
 import optuna
 import pytest
 
 from nas import LatencySettings, ProxySettings, SearchConfig, run_search
 from nas.errors import StudyError
-from nas.results import CONTRACT_FIELDS, load_study
+from nas.results import load_study, record_genotype
 from search_spaces import Genotype, build_model
+from storage import Store, StudyRecord, TrialRecord
 
 from conftest import NAS, wait_for
 
@@ -20,8 +20,11 @@ FAST = dict(space="tiny", target_latency_ms=2.0, proxy=ProxySettings(epochs=1),
             latency=LatencySettings(warmup=2, repeats=5))
 
 
-def _config(storage, **changes):
-    return SearchConfig(**{**FAST, "storage": storage, **changes})
+def _config(**changes):
+    return SearchConfig(**{**FAST, **changes})
+
+
+pytestmark = pytest.mark.slow  # real proxy training, real latency, real CLI processes
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -32,51 +35,51 @@ def storage_url(request, tmp_path):
 
 
 def test_storage_contract_on_every_backend(storage_url):
-    config = _config(storage_url, trials=2, study=f"contract-{os.getpid()}-{id(storage_url)}",
-                     seed_archs=("mobilenetv3_small_100",))
-    result = run_search(config)
-    study = load_study(storage_url, config.study_name)
-    assert {"space", "target_latency_ms", "reward", "dataset", "device"} <= set(study.user_attrs)
-    assert study.user_attrs["space"] == "tiny" and study.user_attrs["target_latency_ms"] == 2.0
-    assert study.user_attrs["device"]["threads"] == 1 and study.user_attrs["device"]["resolution"] == 224
+    config = _config(trials=2, study=f"contract-{os.getpid()}-{id(storage_url)}", seed_archs=("mobilenetv3_small_100",))
+    store = Store.open(storage_url)
+    result = run_search(config, store)
+    study = load_study(store, config.study_name)
+    settings = StudyRecord.from_study(study)
+    assert settings.space == "tiny" and settings.target_latency_ms == 2.0 and settings.reward == "soft"
+    assert settings.dataset == "digits" and settings.estimator["name"] == "train"
+    assert settings.device["threads"] == 1 and settings.device["resolution"] == 224
     assert result.ran == 2 and result.counts == {"COMPLETE": 2}
     for trial in study.trials:
-        attrs = trial.user_attrs
-        assert set(CONTRACT_FIELDS) <= set(attrs)
-        genotype = Genotype.from_dict({"arch_def": attrs["arch_def"], **attrs["network"]})
-        assert attrs["params"] == sum(p.numel() for p in build_model(genotype).parameters())
-        assert 0.0 <= attrs["accuracy"] <= 1.0 and attrs["latency_ms"] > 0 and attrs["macs"] > 0
-        assert attrs["latency_spread_ms"] >= 0 and attrs["device"] == study.user_attrs["device"]
-        assert trial.value == pytest.approx(config.reward_fn(attrs["accuracy"], attrs["latency_ms"]))
-    assert study.trials[0].user_attrs["warm_start"] == "tiny"  # the skeleton network comes first
-    assert study.trials[1].user_attrs["seed_arch"] == "mobilenetv3_small_100"
+        record = TrialRecord.from_trial(trial)
+        assert record.params == sum(p.numel() for p in build_model(record_genotype(record)).parameters())
+        assert 0.0 <= record.accuracy <= 1.0 and record.latency_ms > 0 and record.macs > 0
+        assert record.latency_spread_ms >= 0 and record.device == settings.device and record.estimator == "train"
+        assert trial.value == pytest.approx(config.reward_fn(record.accuracy, record.latency_ms))
+    assert TrialRecord.from_trial(study.trials[0]).warm_start == "tiny"  # the skeleton network comes first
+    assert TrialRecord.from_trial(study.trials[1]).seed_arch == "mobilenetv3_small_100"
 
 
 def test_diverging_trials_are_stored_as_fail_and_the_search_goes_on(tmp_path):
-    url = f"sqlite:///{tmp_path / 'nas.db'}"
-    result = run_search(_config(url, trials=2, proxy=ProxySettings(epochs=1, lr=float("inf"))))
+    store = Store.open(f"sqlite:///{tmp_path / 'nas.db'}")
+    result = run_search(_config(trials=2, proxy=ProxySettings(epochs=1, lr=float("inf"))), store)
     assert result.counts == {"FAIL": 2}
-    for trial in load_study(url, None).trials:
+    for trial in load_study(store, None).trials:
+        record = TrialRecord.from_trial(trial)
         assert trial.state == optuna.trial.TrialState.FAIL
-        assert "diverged" in trial.user_attrs["fail_reason"]
-        assert trial.user_attrs["latency_ms"] > 0  # what was measured before the failure is kept
+        assert "diverged" in record.fail_reason
+        assert record.latency_ms > 0  # what was measured before the failure is kept
 
 
 def test_a_resumed_study_must_keep_its_settings(tmp_path):
-    url = f"sqlite:///{tmp_path / 'nas.db'}"
-    run_search(_config(url, trials=1, study="s"))
+    store = Store.open(f"sqlite:///{tmp_path / 'nas.db'}")
+    run_search(_config(trials=1, study="s"), store)
     with pytest.raises(StudyError, match="target_latency_ms"):
-        run_search(_config(url, trials=2, study="s", target_latency_ms=3.0))
-    assert len(load_study(url, "s").trials) == 1
+        run_search(_config(trials=2, study="s", target_latency_ms=3.0), store)
+    assert len(load_study(store, "s").trials) == 1
 
 
 def test_pareto_search_marks_infeasible_trials(tmp_path):
-    url = f"sqlite:///{tmp_path / 'nas.db'}"
-    run_search(_config(url, trials=3, objective="pareto", target_latency_ms=0.001))
-    study = load_study(url, None)
+    store = Store.open(f"sqlite:///{tmp_path / 'nas.db'}")
+    run_search(_config(trials=3, objective="pareto", target_latency_ms=0.001), store)
+    study = load_study(store, None)
     assert len(study.directions) == 2 and study.metric_names == ["accuracy", "latency_ms"]
     for trial in study.trials:
-        assert trial.values[1] == pytest.approx(trial.user_attrs["latency_ms"])
+        assert trial.values[1] == pytest.approx(TrialRecord.from_trial(trial).latency_ms)
         assert trial.system_attrs["constraints:latency_ms"] > 0  # 1 us target: every trial infeasible
 
 
@@ -179,7 +182,6 @@ def test_ctrl_c_stores_the_trial_as_interrupted_and_the_resume_runs_it_again(nas
             return False
 
     wait_for(lambda: db.exists() and training(), timeout=120)
-    time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "run the same command to resume" in err and "Traceback" not in err

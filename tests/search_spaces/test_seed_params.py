@@ -1,3 +1,5 @@
+"""Every paper network nas seeds a search with has exactly timm's parameter count."""
+
 import pytest
 import timm
 

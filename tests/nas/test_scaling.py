@@ -1,8 +1,6 @@
 """Compound scaling: the grid, timm's rounding, released families, a resumed grid study, the CLI."""
 
-import itertools
 import json
-import math
 import signal
 import sqlite3
 import subprocess
@@ -13,15 +11,16 @@ import pytest
 import timm
 import torch
 
+from nas.results import load_study, record_genotype
 from nas.errors import UsageError
-from nas.results import CONTRACT_FIELDS, load_study
 from nas.proxy import ProxySettings
 from nas.scale import FamilyConfig, GridConfig, build_family, plan_grid, run_grid
-from scaling import EFFICIENTNET_COEFFICIENTS, Coefficients, grid_points, scale, scale_genotype, tolerance_needed
-from search_spaces import Genotype, build_model, seed_architecture
-from storage import list_runs
+from scaling import EFFICIENTNET_COEFFICIENTS, Coefficients, grid_points, scale
+from search_spaces import build_model
+from storage import Store, StudyRecord, TrialRecord, list_runs
 
 from conftest import NAS, wait_for
+from inprocess import run_nas
 
 TINY = {"format": "nas-architecture/1", "name": "tiny", "resolution": 64, "stem_size": 8, "num_features": 64,
         "arch_def": [["ds_r1_k3_s1_c8"], ["ir_r1_k3_s2_e3_c16"], ["ir_r2_k3_s2_e3_c24"]], "act": "relu"}
@@ -33,48 +32,15 @@ def _params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _brute_force(step: float, tolerance: float, max_value: float) -> set[tuple[float, float, float]]:
-    """Every triple of the grid, checked one by one (n^3), as the definition reads."""
-    values = [1.0 + i * step for i in range(int(round((max_value - 1.0) / step)) + 1)]
-    return {(round(a, 9), round(b, 9), round(g, 9)) for a, b, g in itertools.product(values, repeat=3)
-            if abs(a * b * b * g * g - 2.0) <= tolerance + 1e-9}
-
-
-@pytest.mark.parametrize("step, tolerance, max_value", [
-    (0.05, 0.05, 2.0), (0.1, 0.05, 2.0), (0.05, 0.1, 2.0), (0.1, 0.01, 1.5), (0.025, 0.02, 1.6), (0.5, 0.25, 2.0),
-])
-def test_grid_points_satisfy_the_constraint_and_none_is_missing(step, tolerance, max_value):
-    points = grid_points(step, tolerance, max_value)
-    for p in points:
-        assert 1.0 <= min(p.alpha, p.beta, p.gamma) and max(p.alpha, p.beta, p.gamma) <= max_value + 1e-9
-        assert abs(p.alpha * p.beta**2 * p.gamma**2 - 2.0) <= tolerance + 1e-9
-    found = {(round(p.alpha, 9), round(p.beta, 9), round(p.gamma, 9)) for p in points}
-    assert len(found) == len(points)  # no duplicates
-    assert found == _brute_force(step, tolerance, max_value)
-
-
-def test_grid_holds_the_papers_triple_and_an_empty_grid_names_a_wider_tolerance():
-    assert Coefficients(1.2, 1.1, 1.15) in grid_points(0.05, 0.1, 2.0)  # 1.2 * 1.1^2 * 1.15^2 = 1.92
-    assert Coefficients(1.2, 1.1, 1.15) not in grid_points(0.05, 0.05, 2.0)
-    assert grid_points(0.5, 0.1, 1.5) == [] and tolerance_needed(0.5, 1.5) == 0.25
-    assert len(grid_points(0.5, 0.25, 1.5)) == 2 and not grid_points(0.5, 0.249, 1.5)
+def test_an_empty_grid_names_a_wider_tolerance():
     with pytest.raises(UsageError, match=r"within 0.1 of 2; --tolerance 0.25 gives 2$"):
         GridConfig(base="efficientnet_b0", step=0.5, tolerance=0.1, max_value=1.5)
-
-
-@pytest.mark.parametrize("bad", [dict(alpha=0.99, beta=1.0, gamma=1.0), dict(alpha=1.0, beta=0.5, gamma=1.0),
-                                 dict(alpha=1.0, beta=1.0, gamma=float("nan"))])
-def test_coefficients_below_one_are_refused(bad):
-    with pytest.raises(ValueError, match="must be >= 1"):
-        Coefficients(**bad)
-    with pytest.raises(ValueError, match="phi must be >= 0"):
-        EFFICIENTNET_COEFFICIENTS.at(-1, 224)
 
 
 def test_efficientnet_b1_to_b7_from_b0_are_timms(tmp_path):
     """The released family scaled from the b0 seed has exactly timm's parameter counts."""
     rows = build_family(FamilyConfig(base="efficientnet_b0", coefficients=None, family="efficientnet", measure=False,
-                                     out_dir=tmp_path / "family", storage=f"sqlite:///{tmp_path / 'nas.db'}"))
+                                     out_dir=tmp_path / "family"), Store.open(f"sqlite:///{tmp_path / 'nas.db'}"))
     assert [r.resolution for r in rows] == [224, 240, 260, 300, 380, 456, 528, 600]
     for row in rows:
         with torch.device("meta"):
@@ -83,30 +49,9 @@ def test_efficientnet_b1_to_b7_from_b0_are_timms(tmp_path):
     assert json.loads((tmp_path / "family" / "efficientnet_b0-phi4.json").read_text())["resolution"] == 380
 
 
-@pytest.mark.parametrize("phi, width, depth", [(1, 1.0, 1.1), (2, 1.1, 1.2), (3, 1.2, 1.4), (4, 1.4, 1.8)])
-def test_lite_networks_keep_stem_head_and_end_stages_as_timm_does(phi, width, depth):
-    scaled = scale_genotype(seed_architecture("efficientnet_lite0"), depth=depth, width=width)
-    with torch.device("meta"):
-        assert _params(build_model(scaled)) == _params(timm.create_model(f"efficientnet_lite{phi}", pretrained=False))
-    assert (scaled.stem_size, scaled.num_features) == (32, 1280)
-
-
-def test_compound_rounding_follows_efficientnet():
-    b0 = seed_architecture("efficientnet_b0")
-    assert scale(b0, EFFICIENTNET_COEFFICIENTS.at(0, 224)) == b0  # phi = 0 is the base
-    for phi in range(1, 5):
-        member = EFFICIENTNET_COEFFICIENTS.at(phi, 224)
-        scaled = scale(b0, member)
-        assert member.resolution % 8 == 0 and abs(member.resolution - 224 * 1.15**phi) <= 4
-        for old, new in zip(itertools.chain(*b0.stages), itertools.chain(*scaled.stages), strict=True):
-            assert new.repeats == math.ceil(old.repeats * member.depth - 1e-9)
-            assert new.out_chs % 8 == 0 and new.out_chs >= 0.9 * old.out_chs * member.width
-            assert abs(new.out_chs - old.out_chs * member.width) <= 8
-        assert scaled.num_features == 8 * round(1280 * member.width / 8)
-
-
-def test_dry_run_plans_every_point_at_phi_1():
-    base, resolution, points = plan_grid(GridConfig(base="efficientnet_b0", step=0.1))
+def test_dry_run_plans_every_point_at_phi_1(tmp_path):
+    base, resolution, points = plan_grid(GridConfig(base="efficientnet_b0", step=0.1),
+                                         Store.open(f"sqlite:///{tmp_path / 'nas.db'}"))
     assert base.name == "efficientnet_b0" and resolution == 224
     assert [p.label for p in points] == [c.label() for c in grid_points(0.1, 0.05, 2.0)]
     for p in points:
@@ -124,6 +69,7 @@ def _grid_trials(db) -> list[tuple[str, str | None]]:
         return []
 
 
+@pytest.mark.slow  # real proxy training and latency in a CLI process, interrupted
 def test_an_interrupted_grid_resumes_with_every_point_once(nas_cli):
     (nas_cli.cwd / "tiny.json").write_text(json.dumps(TINY))
     args = ["scale", "grid", "tiny.json", *SMALL_GRID, "--epochs", "2", "--proxy-resolution", "8"]
@@ -142,36 +88,38 @@ def test_an_interrupted_grid_resumes_with_every_point_once(nas_cli):
     assert sorted(s for s, _ in first) == ["COMPLETE", "FAIL"]
 
     result = json.loads(nas_cli(*args, "--json").stdout)
-    url = f"sqlite:///{db}"
-    study = load_study(url, "scale-tiny")
+    store = Store.open(f"sqlite:///{db}")
+    study = load_study(store, "scale-tiny")
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     labels = sorted(t.params["point"] for t in complete)
     assert labels == ["1,1,1.5", "1,1.5,1", "2,1,1"]  # every point once, none twice
     failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
-    assert len(failed) == 1 and failed[0].user_attrs["fail_reason"] == "interrupted"
+    assert len(failed) == 1 and TrialRecord.from_trial(failed[0]).fail_reason == "interrupted"
     assert result["ran"] == 2 and {p["state"] for p in result["points"]} == {"COMPLETE"}
-    assert study.metric_names == ["reward"] and study.user_attrs["space"] == "scale-grid"
-    assert study.user_attrs["target_latency_ms"] == pytest.approx(2 * study.user_attrs["base_latency_ms"])
+    settings = StudyRecord.from_study(study)
+    assert study.metric_names == ["reward"] and settings.space == "scale-grid"
+    assert settings.target_latency_ms == pytest.approx(2 * settings.base_latency_ms)
     for trial in complete:
-        attrs = trial.user_attrs
-        assert set(CONTRACT_FIELDS) | {"network", "alpha", "beta", "gamma", "resolution"} <= set(attrs)
-        genotype = Genotype.from_dict({"arch_def": attrs["arch_def"], **attrs["network"]})
-        assert attrs["params"] == _params(build_model(genotype))
-        assert attrs["resolution"] == 8 * round(64 * attrs["gamma"] / 8) == attrs["device"]["resolution"]
-        assert trial.value == pytest.approx(attrs["accuracy"] * (attrs["latency_ms"] / result["target_latency_ms"]) ** -0.07)
+        record = TrialRecord.from_trial(trial)
+        assert None not in (record.arch_def, record.network, record.alpha, record.beta, record.gamma, record.resolution,
+                            record.latency_ms, record.latency_spread_ms, record.accuracy, record.macs, record.device)
+        assert record.params == _params(build_model(record_genotype(record)))
+        assert record.resolution == 8 * round(64 * record.gamma / 8) == record.device["resolution"]
+        assert trial.value == pytest.approx(record.accuracy * (record.latency_ms / result["target_latency_ms"]) ** -0.07)
     best = max(complete, key=lambda t: t.value)
     assert result["best_reward"]["label"] == best.params["point"]
-    assert result["best_accuracy"]["accuracy"] == max(t.user_attrs["accuracy"] for t in complete)
+    assert result["best_accuracy"]["accuracy"] == max(TrialRecord.from_trial(t).accuracy for t in complete)
     plot = nas_cli.cwd / "scale-tiny.html"
     assert nas_cli.cwd / result["plot"] == plot and plot.stat().st_size > 1_000_000  # plotly.js is inside
     assert "accuracy vs latency" in plot.read_text()
-    again = run_grid(GridConfig(base=str(nas_cli.cwd / "tiny.json"), step=0.5, tolerance=0.3, storage=url,
-                                proxy=ProxySettings(epochs=2, resolution=8)), plot_path=nas_cli.cwd / "again.html")
-    assert again.ran == 0 and len(load_study(url, "scale-tiny").trials) == len(trials)
+    again = run_grid(GridConfig(base=str(nas_cli.cwd / "tiny.json"), step=0.5, tolerance=0.3,
+                                proxy=ProxySettings(epochs=2, resolution=8)), store, plot_path=nas_cli.cwd / "again.html")
+    assert again.ran == 0 and len(load_study(store, "scale-tiny").trials) == len(trials)
     assert again.best_reward == replace(again.best_reward, **{k: result["best_reward"][k] for k in ("trial", "reward")})
 
 
+@pytest.mark.slow  # CLI processes measuring real latency
 def test_family_files_show_back_and_runs_are_stored_once(nas_cli, tmp_path):
     (nas_cli.cwd / "tiny.json").write_text(json.dumps(TINY))
     args = ["scale", "family", "tiny.json", "--alpha", "1.2", "--beta", "1.1", "--gamma", "1.15", "--phi", "0..3"]
@@ -183,15 +131,16 @@ def test_family_files_show_back_and_runs_are_stored_once(nas_cli, tmp_path):
     assert (shown["params"], shown["macs"], shown["resolution"]) == (rows[3]["params"], rows[3]["macs"], 96)
     scaled = nas_cli.json("scale", "show", "tiny.json", "--phi", "3")  # EfficientNet's coefficients by default
     assert scaled["arch_def"] == shown["arch_def"] and scaled["name"] == "tiny@phi=3"
-    runs = list_runs(f"sqlite:///{nas_cli.cwd / 'nas.db'}", kind="scale")
-    assert [(r["name"], r["settings"]["phi"], r["settings"]["alpha"]) for r in runs] == [
+    store = Store.open(f"sqlite:///{nas_cli.cwd / 'nas.db'}")
+    runs = list_runs(store, kind="scale")
+    assert [(r.name, r.settings["phi"], r.settings["alpha"]) for r in runs] == [
         (f"tiny@phi={phi}", phi, 1.2) for phi in range(4)]
-    assert runs[3]["architecture"]["arch_def"] == shown["arch_def"] and runs[3]["device"]["resolution"] == 96
+    assert runs[3].architecture["arch_def"] == shown["arch_def"] and runs[3].device["resolution"] == 96
     again = FamilyConfig(base=str(nas_cli.cwd / "tiny.json"), coefficients=EFFICIENTNET_COEFFICIENTS, phis=(0, 1, 2, 3),
-                         measure=False, out_dir=tmp_path, storage=f"sqlite:///{nas_cli.cwd / 'nas.db'}")
-    build_family(again)  # unmeasured members are new runs; the same members again are not stored twice
-    build_family(again)
-    assert len(list_runs(again.storage, kind="scale")) == 8
+                         measure=False, out_dir=tmp_path)
+    build_family(again, store)  # unmeasured members are new runs; the same members again are not stored twice
+    build_family(again, store)
+    assert len(list_runs(store, kind="scale")) == 8
 
 
 @pytest.mark.parametrize("args, message", [
@@ -205,9 +154,10 @@ def test_family_files_show_back_and_runs_are_stored_once(nas_cli, tmp_path):
      "--tolerance 0.25 gives 2"),
     (["grid", "resnet9000", "--dry-run"], "not a known architecture"),
 ])
-def test_bad_input_gets_one_line_and_exit_2(nas_cli, args, message):
-    proc = nas_cli("scale", *args, check=False)
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
-    assert not (nas_cli.cwd / "nas.db").exists() and not list(nas_cli.cwd.glob("family-*"))
+def test_bad_input_gets_one_line_and_exit_2(args, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, stderr = run_nas(["scale", *args], monkeypatch, capsys)
+    assert code == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], stderr
+    assert not (tmp_path / "nas.db").exists() and not list(tmp_path.glob("family-*"))

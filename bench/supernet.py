@@ -1,0 +1,132 @@
+"""A supernet trained once, then candidates estimated from it: `nas supernet train --space mbconv` on the
+built-in data, the time per step and in all, the seconds per candidate of the `supernet` estimator, and
+(with --rank) how its accuracies rank candidates against the search's proxy training (Kendall tau).
+
+    python bench/supernet.py [--space mbconv] [--data digits] [--epochs 30] [--candidates 50] [--rank 10] [--json]
+    python bench/supernet.py --quick     # 1 epoch, 10 candidates, no ranking: a smoke check of a few minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from rich.console import Console
+from rich.table import Table
+
+from _common import save
+
+from nas.supernet import SupernetEpoch, SupernetEstimator, SupernetSettings, random_genotype, train_supernet
+from search_spaces import get_space
+
+
+class _StepTimer:
+    """Seconds of each training step (an epoch's last step includes its BN-calibrated evaluation)."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self.last = time.perf_counter()
+
+    def started(self, steps: int, steps_per_epoch: int, resumed_step: int) -> None:
+        self.last = time.perf_counter()
+
+    def step(self, step: int, loss: float) -> None:
+        now = time.perf_counter()
+        self.seconds.append(now - self.last)
+        self.last = now
+
+    def epoch_done(self, record: SupernetEpoch) -> None:
+        print(f"epoch {record.epoch}: loss {record.loss:.4f}  distill {record.distill_loss:.4f}  "
+              f"largest {100 * record.largest_accuracy:.1f}%  smallest {100 * record.smallest_accuracy:.1f}%",
+              file=sys.stderr, flush=True)
+
+
+def _rank(estimated: list[float], genotypes: list, settings: SupernetSettings) -> dict:
+    """Kendall tau between the supernet's accuracies and the search's proxy training on the same networks."""
+    from scipy.stats import kendalltau
+
+    from nas.data import load_proxy_data
+    from nas.estimators.training import ProxyTraining
+    from nas.proxy import ProxySettings
+
+    proxy = ProxyTraining(load_proxy_data(settings.data, settings.resolution), ProxySettings(resolution=settings.resolution))
+    start = time.perf_counter()
+    trained = [proxy.accuracy(g, lambda step, value: None) for g in genotypes]
+    tau = kendalltau(estimated, trained).statistic
+    return {"networks": len(genotypes), "kendall_tau": tau, "proxy_accuracy": trained, "proxy_s": time.perf_counter() - start}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--space", default="mbconv")
+    parser.add_argument("--data", default="digits")
+    parser.add_argument("--epochs", type=int, default=SupernetSettings.epochs)
+    parser.add_argument("--candidates", type=int, default=50)
+    parser.add_argument("--rank", type=int, default=10, help="candidates also proxy-trained for Kendall tau (0: none)")
+    parser.add_argument("--quick", action="store_true", help="1 epoch, 10 candidates, no ranking")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.epochs, args.candidates, args.rank = 1, 10, 0
+    settings = SupernetSettings(space=args.space, data=args.data, epochs=args.epochs)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{args.space}.safetensors"
+        timer = _StepTimer()
+        result = train_supernet(settings, path, observer=timer)
+        start = time.perf_counter()
+        estimator = SupernetEstimator(path, space=args.space)
+        open_s = time.perf_counter() - start
+        rng = random.Random(0)
+        genotypes = [random_genotype(get_space(args.space), rng) for _ in range(args.candidates)]
+        accuracies, seconds = [], []
+        for genotype in genotypes:
+            start = time.perf_counter()
+            accuracies.append(estimator.accuracy(genotype, lambda step, value: None))
+            seconds.append(time.perf_counter() - start)
+        size = path.stat().st_size
+    last = result.history[-1]
+    figures = {
+        "mode": "quick" if args.quick else "full", "settings": settings.recipe(), "threads": settings.threads,
+        "steps": result.steps, "train_s": result.train_s, "step_s_median": statistics.median(timer.seconds),
+        "checkpoint_mb": size / 1e6, "largest_accuracy": last.largest_accuracy, "smallest_accuracy": last.smallest_accuracy,
+        "history": [asdict(r) for r in result.history], "estimator_open_s": open_s, "candidates": args.candidates,
+        "seconds_per_candidate": statistics.mean(seconds), "seconds_per_candidate_median": statistics.median(seconds),
+        "seconds_per_candidate_max": max(seconds), "candidate_accuracy": {
+            "min": min(accuracies), "mean": statistics.mean(accuracies), "max": max(accuracies)},
+        "ranking": _rank(accuracies[:args.rank], genotypes[:args.rank], settings) if args.rank > 1 else None,
+    }
+    path = save("supernet", figures)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return
+    table = Table(title=f"{args.space} supernet on {args.data} at {settings.resolution}px, {args.epochs} epochs "
+                        f"({figures['mode']})")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    rows = [("train (min)", f"{result.train_s / 60:.1f}"), ("steps", str(result.steps)),
+            ("s per step (median)", f"{figures['step_s_median']:.2f}"),
+            ("largest val acc %", f"{100 * last.largest_accuracy:.1f}"),
+            ("smallest val acc %", f"{100 * last.smallest_accuracy:.1f}"),
+            ("checkpoint MB", f"{figures['checkpoint_mb']:.0f}"), ("estimator load s", f"{open_s:.2f}"),
+            ("s per candidate (mean)", f"{figures['seconds_per_candidate']:.3f}"),
+            ("s per candidate (median / max)", f"{figures['seconds_per_candidate_median']:.3f} / {max(seconds):.3f}"),
+            ("candidate val acc % (min / mean / max)", " / ".join(f"{100 * v:.1f}" for v in figures["candidate_accuracy"].values()))]
+    if figures["ranking"] is not None:
+        rows.append((f"Kendall tau vs proxy training ({args.rank} networks)", f"{figures['ranking']['kendall_tau']:.2f}"))
+    for row in rows:
+        table.add_row(*row)
+    Console(width=120).print(table)
+    print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""One way for a trial to happen: genotype -> size, latency, accuracy, reward -> stored record.
+
+The search, the scaling grid (and NetAdapt and Ray Tune workers) all run architectures through
+``TrialRunner``; what differs between them is which estimators they hand it, not the code path.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import optuna
+import torch
+
+from nas.estimators import AccuracyEstimator, LatencyEstimator
+from nas.metrics import count_macs, count_params
+from nas.notes import upload_architecture
+from nas.reward import Reward
+from nas.study import enqueue_again, fail_reason
+from search_spaces import Genotype, build_model
+from storage import LATENCY_CONSTRAINT, Store, TrialRecord, write_trial
+
+
+class _Stopwatch:
+    """Seconds per phase of a trial, stored with it (bench/search_overhead.py reads them)."""
+
+    def __init__(self, started: float | None = None) -> None:
+        self.seconds: dict[str, float] = {}
+        self._mark = time.perf_counter() if started is None else started
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + now - self._mark
+        self._mark = now
+
+
+@dataclass(frozen=True)
+class TrialRunner:
+    """Runs one architecture as one Optuna trial and stores it under the storage contract.
+
+    ``pareto``: the trial returns (accuracy, latency) with a latency constraint (feasible when
+    <= 0), else the reward. With ``store`` the architecture file becomes the trial's artifact.
+    ``requeue``: an interrupted trial's architecture is queued to run first on resume.
+    """
+
+    latency: LatencyEstimator
+    accuracy: AccuracyEstimator
+    reward: Reward
+    resolution: int  # MACs are counted at the device's input size
+    pareto: bool = False
+    store: Store | None = None
+    requeue: bool = True
+
+    def __call__(self, trial: optuna.Trial, genotype: Genotype, extra: TrialRecord | None = None,
+                 started: float | None = None) -> float | tuple[float, float]:
+        """``extra``: more contract fields to store (a grid point's coefficients); ``started``: when
+        the caller began choosing the genotype (``time.perf_counter``), timed as ``sample_s``."""
+        watch = _Stopwatch(started)
+        watch.lap("sample_s")
+        try:
+            with torch.device("meta"):  # size only: nothing is allocated
+                params = count_params(build_model(genotype))
+            macs = count_macs(genotype, self.resolution)
+            watch.lap("count_s")
+            latency = self.latency.latency(genotype)
+            watch.lap("latency_s")
+            record = TrialRecord(
+                arch_def=genotype.arch_def, network=genotype.network(), arch_key=genotype.key, params=params, macs=macs,
+                latency_ms=latency.latency_ms, latency_spread_ms=latency.spread_ms, load_avg=latency.load_avg,
+                latency_source=latency.source, latency_predicted_ms=latency.predicted_ms, device=self.latency.device,
+                estimator=self.accuracy.name)
+            write_trial(trial, **record.to_attrs(), **(extra.to_attrs() if extra else {}))
+            if self.pareto:
+                trial.set_constraint(LATENCY_CONSTRAINT, latency.latency_ms - self.reward.target_ms)
+            if self.store is not None:
+                upload_architecture(trial, self.store)
+            watch.lap("store_s")
+
+            def report(step: int, accuracy: float) -> None:
+                watch.lap("accuracy_s")
+                write_trial(trial, accuracy=accuracy)
+                if not self.pareto:
+                    trial.report(self.reward(accuracy, latency.latency_ms), step)
+                    if trial.should_prune():
+                        raise optuna.TrialPruned(f"pruned after step {step + 1} at accuracy {accuracy:.4f}")
+                watch.lap("store_s")
+
+            accuracy = self.accuracy.accuracy(genotype, report)
+            write_trial(trial, accuracy=accuracy)
+            watch.lap("accuracy_s")
+        except (Exception, KeyboardInterrupt) as err:
+            if not isinstance(err, optuna.TrialPruned):
+                write_trial(trial, fail_reason=fail_reason(err))
+                if isinstance(err, KeyboardInterrupt) and self.requeue:
+                    enqueue_again(trial)
+            raise
+        finally:
+            write_trial(trial, timings_s=watch.seconds)
+        if self.pareto:
+            return accuracy, latency.latency_ms
+        return self.reward(accuracy, latency.latency_ms)

@@ -1,0 +1,93 @@
+"""``--estimator supernet``: a network's accuracy read off a trained supernet, without training.
+
+A candidate runs on its inherited weights after its BatchNorm statistics are re-estimated on a
+fixed draw of training images (OFA's BN calibration), then is scored on the validation split the
+supernet was trained beside. The same network always gets the same accuracy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from timm.models import adapt_input_conv
+
+from nas.data import load_proxy_data
+from nas.errors import UsageError
+from nas.estimators import Report
+from nas.supernet.train import CALIBRATION_BATCHES, calibration_batches, open_supernet
+from search_spaces import Genotype
+
+_HASH_CHUNK = 1 << 24
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class SupernetEstimator:
+    """An ``AccuracyEstimator`` over one finished supernet checkpoint.
+
+    ``space`` and ``data``, when given, must be what the supernet was trained for (a one-line
+    ``UsageError`` otherwise); every genotype asked about must be a network of its space. One
+    thread by default, as ``ProxyTraining``: two wait on each other on a shared 2-core machine.
+    """
+
+    def __init__(self, checkpoint: Path, *, space: str | None = None, data: str | None = None,
+                 threads: int = 1) -> None:
+        self.checkpoint = checkpoint
+        self.threads = threads
+        self.supernet, self.state = open_supernet(checkpoint, space)
+        self.data = load_proxy_data(self.state["dataset"], self.state["resolution"])
+        if data is not None and load_proxy_data(data, self.state["resolution"]).name != self.data.name:
+            raise UsageError(f"{checkpoint} is a supernet trained on {self.data.name!r}, not {data!r}")
+        self.batch_size = min(self.state["settings"]["batch_size"], len(self.data.x_train))
+        self.calibration = calibration_batches(self.data, self.batch_size)
+        self._settings = {
+            "checkpoint": str(checkpoint.resolve()), "sha256": _sha256(checkpoint), "space": self.state["space"],
+            "dataset": self.state["dataset"], "resolution": self.state["resolution"],
+            "supernet": self.state["settings"], "calibration_images": CALIBRATION_BATCHES * self.batch_size,
+        }
+
+    @property
+    def name(self) -> str:
+        return "supernet"
+
+    @property
+    def settings(self) -> Mapping[str, Any]:
+        return self._settings
+
+    def accuracy(self, genotype: Genotype, report: Report) -> float:
+        """Validation accuracy with inherited, BN-calibrated weights. ``report`` is not called: one
+        estimate is all there is, and it is too cheap to prune."""
+        with self._threads():
+            return self.supernet.accuracy(genotype, self.supernet.calibrate(genotype, self.calibration),
+                                          self.data.x_val, self.data.y_val)
+
+    @contextmanager
+    def _threads(self) -> Iterator[None]:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
+
+    def inherited_weights(self, genotype: Genotype, in_chans: int | None = None) -> dict[str, torch.Tensor]:
+        """A timm state dict of ``genotype`` with its inherited weights and calibrated BatchNorm
+        statistics (``nas train --init supernet``); ``in_chans`` adapts the stem as timm does for
+        pretrained weights (grey supernet, RGB network: the same output on grey-as-RGB images)."""
+        with self._threads():
+            weights = self.supernet.state_dict(genotype, self.supernet.calibrate(genotype, self.calibration))
+        if in_chans is not None:
+            weights["conv_stem.weight"] = adapt_input_conv(in_chans, weights["conv_stem.weight"],
+                                                           base_chans=self.supernet.in_chans)
+        return weights

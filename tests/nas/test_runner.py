@@ -1,0 +1,126 @@
+"""The one trial pipeline: a trial run through ``TrialRunner`` with deterministic estimators
+stores exactly the record the storage contract describes; the search and the grid both use it."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from fakes import FAKE_DEVICE, BlockLatency, WidthAccuracy
+
+from nas.config import SearchConfig
+from nas.results import record_genotype
+from nas.reward import Reward
+from nas.runner import TrialRunner
+from nas.scale import GridConfig, run_grid
+from nas.search import run_search
+from search_spaces import get_space, seed_architecture
+from storage import INTERRUPTED, Store, StudyRecord, TrialRecord
+
+REWARD = Reward("soft", 10.0)
+
+
+def _study(tmp_path, pruner=None) -> tuple[optuna.Study, Store]:
+    store = Store.open(f"sqlite:///{tmp_path / 'runner.db'}")
+    return optuna.create_study(storage=store.optuna(), pruner=pruner or optuna.pruners.NopPruner(),
+                               direction="maximize"), store
+
+
+def test_trial_stores_the_contract_record(tmp_path):
+    study, store = _study(tmp_path)
+    genotype = seed_architecture("mobilenetv2_100")
+    runner = TrialRunner(BlockLatency(), WidthAccuracy(), REWARD, resolution=64, store=store)
+    study.optimize(lambda trial: runner(trial, genotype), n_trials=1)
+    record = TrialRecord.from_trial(study.trials[0])
+    accuracy, latency = WidthAccuracy.final(genotype), BlockLatency.value(genotype)
+    assert record.state == "COMPLETE"
+    assert record.accuracy == accuracy and record.latency_ms == latency and record.latency_source == "measured"
+    assert record.reward == pytest.approx(REWARD(accuracy, latency))
+    assert record.estimator == "fake" and record.device == FAKE_DEVICE
+    assert record.arch_def == genotype.arch_def and record.arch_key == genotype.key
+    assert record.params == 3_504_872 and record.macs > 0  # MobileNetV2 1.0 with a 1000-class head
+    assert set(record.timings_s) >= {"count_s", "latency_s", "accuracy_s", "store_s"}
+    assert study.trials[0].intermediate_values == {0: pytest.approx(REWARD(accuracy / 3, latency)),
+                                                   1: pytest.approx(REWARD(2 * accuracy / 3, latency)),
+                                                   2: pytest.approx(REWARD(accuracy, latency))}
+
+
+def test_pruned_trial_keeps_its_last_value(tmp_path):
+    study, store = _study(tmp_path, optuna.pruners.ThresholdPruner(lower=2.0))  # every reward < 2: prune at once
+    genotype = seed_architecture("mobilenetv2_100")
+    runner = TrialRunner(BlockLatency(), WidthAccuracy(), REWARD, resolution=64)
+    study.optimize(lambda trial: runner(trial, genotype), n_trials=1)
+    trial = study.trials[0]
+    record = TrialRecord.from_trial(trial)
+    assert trial.state.name == "PRUNED" and record.fail_reason is None
+    assert record.accuracy == pytest.approx(WidthAccuracy.final(genotype) / 3)
+    assert list(trial.intermediate_values) == [0]
+
+
+def test_failed_and_interrupted_trials(tmp_path):
+    study, store = _study(tmp_path)
+    genotype = seed_architecture("mobilenetv2_100")
+    failing = TrialRunner(BlockLatency(), WidthAccuracy(fail_with=RuntimeError("loss is nan")), REWARD, resolution=64)
+    study.optimize(lambda trial: failing(trial, genotype), n_trials=1, catch=(Exception,))
+    assert TrialRecord.from_trial(study.trials[0]).fail_reason == "RuntimeError: loss is nan"
+
+    interrupted = TrialRunner(BlockLatency(), WidthAccuracy(fail_with=KeyboardInterrupt()), REWARD, resolution=64)
+    sampled = get_space("tiny")
+    with pytest.raises(KeyboardInterrupt):
+        study.optimize(lambda trial: interrupted(trial, sampled.sample(trial)), n_trials=1)
+    killed, queued = study.trials[1], study.trials[2]
+    assert killed.state.name == "FAIL" and TrialRecord.from_trial(killed).fail_reason == INTERRUPTED
+    assert queued.state.name == "WAITING" and queued.system_attrs["fixed_params"] == killed.params  # run first on resume
+
+
+def test_search_runs_trials_through_the_runner(tmp_path):
+    store = Store.open(f"sqlite:///{tmp_path / 'search.db'}")
+    config = SearchConfig(target_latency_ms=10.0, space="tiny", trials=4, seed_archs=("mobilenetv2_100",))
+    result = run_search(config, store, accuracy=WidthAccuracy(), latency=BlockLatency())
+    assert result.counts == {"COMPLETE": 4} or sum(result.counts.values()) == 4
+    study = optuna.load_study(study_name=result.study_name, storage=store.optuna())
+    records = [TrialRecord.from_trial(t) for t in study.trials]
+    assert all(r.estimator == "fake" and r.device == FAKE_DEVICE for r in records)
+    assert {r.seed_arch for r in records} >= {"mobilenetv2_100"} and records[0].warm_start == "tiny"
+    settings = StudyRecord.from_study(study)
+    assert settings.estimator == {**WidthAccuracy().settings, "spec": "train"} and settings.dataset == "digits"
+    for record in records:
+        if record.state == "COMPLETE":
+            assert record.reward == pytest.approx(config.reward_fn(record.accuracy, record.latency_ms))
+    again = run_search(config, store, accuracy=WidthAccuracy(), latency=BlockLatency())  # resumes, runs nothing
+    assert again.ran == 0 and len(study.trials) == len(optuna.load_study(
+        study_name=result.study_name, storage=store.optuna()).trials)
+
+
+def test_grid_runs_points_through_the_runner(tmp_path):
+    store = Store.open(f"sqlite:///{tmp_path / 'grid.db'}")
+    config = GridConfig(base="mobilenetv2_100", step=0.25, tolerance=0.15, max_value=1.5, resolution=64,
+                        target_latency_ms=40.0)
+    result = run_grid(config, store, plot_path=tmp_path / "grid.html",
+                      estimators=lambda latency, proxy: (BlockLatency(), WidthAccuracy()))
+    assert result.points and all(p.state == "COMPLETE" for p in result.points)
+    study = optuna.load_study(study_name=result.study_name, storage=store.optuna())
+    for trial in study.trials:
+        record = TrialRecord.from_trial(trial)
+        assert record.estimator == "fake" and record.alpha is not None and record.resolution is not None
+        genotype = record_genotype(record)
+        assert record.latency_ms == BlockLatency.value(genotype) and record.accuracy == WidthAccuracy.final(genotype)
+    assert (tmp_path / "grid.html").is_file()
+
+
+def test_hybrid_screens_every_candidate_and_trains_exactly_k(tmp_path):
+    store = Store.open(f"sqlite:///{tmp_path / 'hybrid.db'}")
+    config = SearchConfig(target_latency_ms=10.0, space="tiny", trials=6, estimator="hybrid:params:2")
+    run_search(config, store, accuracy=WidthAccuracy(), latency=BlockLatency())
+    study = optuna.load_study(study_name=config.study_name, storage=store.optuna())
+    screened = [t for t in study.trials if TrialRecord.from_trial(t).estimator == "params"]
+    trained = [t for t in study.trials if TrialRecord.from_trial(t).estimator == "fake"]
+    assert len(screened) == 6 and all(t.state.name == "PRUNED" for t in screened)
+    assert len(trained) == 2 and all(t.state.name == "COMPLETE" for t in trained)
+    best_two = sorted(screened, key=lambda t: -t.intermediate_values[0])[:2]
+    assert {TrialRecord.from_trial(t).arch_key for t in best_two} == {TrialRecord.from_trial(t).arch_key for t in trained}
+    for trial in trained:
+        record = TrialRecord.from_trial(trial)
+        twin = next(TrialRecord.from_trial(t) for t in screened if TrialRecord.from_trial(t).arch_key == record.arch_key)
+        assert record.scores == {"params": twin.accuracy} and record.accuracy == WidthAccuracy.final(record_genotype(record))
+    again = run_search(config, store, accuracy=WidthAccuracy(), latency=BlockLatency())
+    assert again.ran == 0  # both budgets are spent: the same command resumes and runs nothing
