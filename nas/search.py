@@ -175,7 +175,7 @@ def run_search(config: SearchConfig, store: Store, observer: SearchObserver | No
     screen = make_estimator(hybrid.screen, config.data, config.proxy.seed) if hybrid else None
     if accuracy is None:  # bad --data fails before any write
         spec = TRAINED if hybrid else config.estimator
-        accuracy = make_estimator(spec, config.data, config.proxy.seed, config.proxy)
+        accuracy = make_estimator(spec, config.data, config.proxy.seed, config.proxy, config.space)
     if latency is None:
         latency = choose_latency(store, config.latency, config.space, config.latency_mode)
     study = open_search_study(config, store, latency.device, accuracy)

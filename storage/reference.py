@@ -79,3 +79,10 @@ def rankings(store: Store, reference: str) -> list[EstimatorRanking]:
     with store.session() as db:
         return list(db.scalars(select(EstimatorRanking).where(EstimatorRanking.reference == reference)
                                .order_by(EstimatorRanking.id)))
+
+
+def rankings_of(store: Store, estimator: str) -> list[EstimatorRanking]:
+    """Every stored ranking of ``estimator`` (against any reference), newest first."""
+    with store.session() as db:
+        return list(db.scalars(select(EstimatorRanking).where(EstimatorRanking.estimator == estimator)
+                               .order_by(EstimatorRanking.updated_at.desc())))

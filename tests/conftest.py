@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -71,6 +73,25 @@ def nas_cli(tmp_path):
     run.cwd = tmp_path
     run.json = lambda *args: json.loads(run(*args, "--json").stdout)
     return run
+
+
+@pytest.fixture()
+def spawn():
+    """Start a process in a session of its own; whatever the test's outcome, it and its children
+    are killed when the test ends, so no test leaves a process (or the port it holds) behind."""
+    started: list[subprocess.Popen] = []
+
+    def start(args: list[str], **kwargs) -> subprocess.Popen:
+        proc = subprocess.Popen(args, start_new_session=True, **kwargs)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
 
 
 def wait_for(predicate, timeout: float = 120.0, interval: float = 0.2) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from nas.cli import dashboard, estimators, latency, models, scale, search  # noqa: F401 -- each registers its commands
+from nas.cli import dashboard, estimators, latency, models, scale, search, supernet  # noqa: F401 -- each registers its commands
 from nas.cli.common import app
 from nas.errors import NasError
 from storage import StorageError

@@ -7,7 +7,7 @@ import time
 import warnings
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from nas.cli.common import JsonOpt, StorageOpt, StudyOpt, app, err, out, print_json
 from nas.errors import UsageError
+
+if TYPE_CHECKING:
+    from storage import Store
 
 
 def _ranked_json(ranked) -> list[dict[str, Any]]:
@@ -140,11 +143,12 @@ def search(
         latency=LatencySettings.for_backend(backend, resolution=resolution, threads=threads), latency_mode=latency,
         proxy=ProxySettings(epochs=epochs, batch_size=batch_size, resolution=proxy_resolution),
     )
+    store = Store.open(storage)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress bar reports each trial
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     observer = _ProgressObserver(err) if not as_json else None
     try:
-        result = run_search(config, Store.open(storage), observer, top=top)
+        result = run_search(config, store, observer, top=top)
     except KeyboardInterrupt:
         err.print("interrupted: every finished trial is stored; run the same command to resume")
         raise typer.Exit(130) from None
@@ -172,7 +176,23 @@ def search(
     for check in result.checks:
         out.print(f"trial {check.trial}: table predicted {check.predicted_ms:.2f} ms, measured "
                   f"{check.measured_ms:.2f} ms +-{check.spread_ms:.2f} ({check.error_pct:+.1f}%)")
+    out.print(_trust(config.estimator, store))
     out.print(f"open in the dashboard:  {_nas_command()} dashboard --storage {result.storage_url}")
+
+
+def _trust(estimator: str, store: Store) -> str:
+    """How far the search's accuracy estimate can be trusted, as measured on this database."""
+    from storage import reference as reference_store
+
+    measured = reference_store.rankings_of(store, estimator)
+    if not measured:
+        return (f"how well {estimator!r} ranks networks is not measured here: `nas estimators reference` then "
+                f"`nas estimators rank --estimator {estimator}` tell (Kendall tau against long training)")
+    best = measured[0]
+    verdict = "trust its order" if best.kendall_tau >= 0.6 else (
+        "a rough order: re-train the top few before choosing" if best.kendall_tau >= 0.3 else
+        "barely better than chance: re-train several candidates before choosing")
+    return f"{estimator!r} ranks networks with Kendall tau {best.kendall_tau:.2f} against {best.reference!r}: {verdict}"
 
 
 @app.command()

@@ -95,5 +95,6 @@ def train_command(
                     "history": [asdict(r) for r in result.history]})
         return
     last = result.history[-1]
-    out.print(f"supernet {path}: {result.steps} steps in {result.train_s / 60:.1f} min; largest "
+    took = f"{result.train_s / 60:.1f} min" if result.train_s >= 60 else f"{result.train_s:.0f} s"
+    out.print(f"supernet {path}: {result.steps} steps in {took}; largest "
               f"{100 * last.largest_accuracy:.1f}%, smallest {100 * last.smallest_accuracy:.1f}% val acc")

@@ -3,7 +3,9 @@
 ``NAME[:key=value,...]``: ``train`` (proxy training; keys epochs, batch_size, resolution, lr),
 a zero-cost proxy (``synflow``, ``naswot``, ``grad_norm``, ``snip``, ``zen``; keys resolution,
 batch_size), or a size baseline (``params``, ``macs``). ``data`` and the training seed come from the
-caller (the search's ``--data``, the ranking's seeds).
+caller (the search's ``--data``, the ranking's seeds). ``hybrid:PROXY:K`` screens by PROXY and
+trains the best K (a search strategy, see ``nas.hybrid``); ``supernet[:NAME]`` reads accuracies off
+a trained weight-sharing supernet (``nas supernet train``).
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from nas.proxy import ProxySettings
 
 TRAINED = "train"
 HYBRID = "hybrid"
+SUPERNET = "supernet"
 
 
 def estimator_names() -> list[str]:
-    return [TRAINED, *PROXIES, *SIZE_METRICS, HYBRID]
+    return [TRAINED, *PROXIES, *SIZE_METRICS, HYBRID, SUPERNET]
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,8 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
     if hybrid is not None:
         return HYBRID, {"screen": hybrid.screen, "k": str(hybrid.k)}
     name, _, rest = spec.partition(":")
+    if name == SUPERNET:  # supernet[:NAME], NAME a `nas supernet train --name` (default: the space's)
+        return SUPERNET, {"name": rest} if rest else {}
     options = {}
     for item in filter(None, rest.split(",")):
         key, sep, value = item.partition("=")
@@ -78,10 +83,19 @@ def _typed(cls: type, options: dict[str, str], spec: str, **fixed: object) -> di
     return values
 
 
-def make_estimator(spec: str, data: str = "digits", seed: int = 0, proxy: ProxySettings | None = None) -> AccuracyEstimator:
+def make_estimator(spec: str, data: str = "digits", seed: int = 0, proxy: ProxySettings | None = None,
+                   space: str = "mbconv") -> AccuracyEstimator:
     """The estimator ``spec`` names, on ``data`` with training seed ``seed``; ``proxy`` gives the
-    training settings ``train`` starts from (the search's flags)."""
+    training settings ``train`` starts from (the search's flags); a supernet must be of ``space``."""
     name, options = parse_spec(spec)
+    if name == SUPERNET:
+        from nas.supernet import SupernetEstimator, supernet_path
+
+        path = supernet_path(options.get("name", space))
+        if not path.is_file():
+            raise UsageError(f"--estimator {spec}: no supernet at {path}; train one with "
+                             f"`nas supernet train --space {space}`")
+        return SupernetEstimator(path, space=space, data=data)
     if name == HYBRID:
         raise UsageError("hybrid is a search strategy, not one estimator: use it with `nas search --estimator`")
     if name == TRAINED:

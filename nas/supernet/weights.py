@@ -10,12 +10,11 @@ gets its own buffers, and evaluation first re-estimates them on training batches
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 import torch
 from torch.func import functional_call
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from nas.errors import UsageError
 from nas.proxy import proxy_genotype
@@ -27,30 +26,40 @@ Index = tuple[slice, ...]
 _CACHE_SIZE = 64  # built sub-networks kept (meta-device modules: no weight memory)
 
 
-def space_kinds(space: FactorizedSpace) -> dict[str, Genotype]:
-    """Each weight set the space needs (one per block type), with the widest network that holds it."""
-    return {block_type: widest(space, block_type) for block_type in dict.fromkeys(OPS[op][0] for op in space.ops)}
+# A depthwise-separable block is an MBConv block without its expansion conv (MobileNetV2's
+# expansion-1 block), so it runs on the MBConv weights after the expansion: timm's layer names of
+# a ``ds`` block -> those of an ``ir`` block.
+_DS_IN_IR = {"conv_dw": "conv_dw", "bn1": "bn2", "se": "se", "conv_pw": "conv_pwl", "bn2": "bn3"}
 
 
-def _block_kinds(genotype: Genotype) -> dict[str, str]:
-    """``blocks.{stage}.{index}`` (timm's module path) -> its weight set."""
-    kinds = {}
+def weight_sets(space: FactorizedSpace) -> dict[str, Genotype]:
+    """The weight sets the space needs, each with the widest network that holds it: one per block
+    type, except ``ds``, which shares the ``ir`` set when the space has both."""
+    types = dict.fromkeys(OPS[op][0] for op in space.ops)
+    return {block_type: widest(space, block_type) for block_type in types if not (block_type == "ds" and "ir" in types)}
+
+
+def _block_types(genotype: Genotype) -> dict[str, str]:
+    """``blocks.{stage}.{index}`` (timm's module path) -> its block type."""
+    types = {}
     for i, stage in enumerate(genotype.stages):
         j = 0
         for block in stage:
             for _ in range(block.repeats):
-                kinds[f"blocks.{i}.{j}"] = block.type
+                types[f"blocks.{i}.{j}"] = block.type
                 j += 1
-    return kinds
+    return types
 
 
-def _source(name: str, kinds: dict[str, str]) -> str:
+def _source(name: str, block_types: dict[str, str], sets: Collection[str]) -> str:
     """The supernet parameter a timm parameter name comes from."""
-    if name.startswith("blocks."):
-        stage, index, rest = name.split(".", 3)[1:]
-        block = f"blocks.{stage}.{index}"
-        return f"{block}.{kinds[block]}.{rest}"
-    return name
+    if not name.startswith("blocks."):
+        return name
+    stage, index, layer, rest = name.split(".", 4)[1:]
+    block_type = block_types[f"blocks.{stage}.{index}"]
+    if block_type == "ds" and "ir" in sets:
+        block_type, layer = "ir", _DS_IN_IR.get(layer, layer)
+    return f"blocks.{stage}.{index}.{block_type}.{layer}.{rest}"
 
 
 def _index(full: torch.Size, part: torch.Size) -> Index | None:
@@ -65,7 +74,7 @@ def fresh_buffers(subnet: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Empty BatchNorm statistics for one forward pass or one calibration of ``subnet``."""
     buffers = {}
     for path, module in subnet.named_modules():
-        if isinstance(module, _BatchNorm):
+        if isinstance(module, torch.nn.BatchNorm2d):
             prefix = f"{path}." if path else ""
             buffers[prefix + "running_mean"] = torch.zeros(module.num_features)
             buffers[prefix + "running_var"] = torch.ones(module.num_features)
@@ -93,13 +102,12 @@ class Supernet:
         self.in_chans = in_chans
         self.resolution = resolution
         self.params: dict[str, torch.nn.Parameter] = {}
-        for genotype in space_kinds(space).values():
+        self.sets = weight_sets(space)
+        for genotype in self.sets.values():
             model = build_model(proxy_genotype(genotype, resolution), num_classes=num_classes, in_chans=in_chans)
             for name, param in model.named_parameters():
-                if name.startswith("blocks."):
-                    self.params[_source(name, _block_kinds(genotype))] = param
-                else:  # stem and head have the same shapes in every kind's network: the first one's
-                    self.params.setdefault(name, param)
+                # stem and head have the same shapes in every set's network: the first one's
+                self.params.setdefault(_source(name, _block_types(genotype), self.sets), param)
         self._built: OrderedDict[str, SubNet] = OrderedDict()
 
     def subnet(self, genotype: Genotype) -> SubNet:
@@ -112,12 +120,12 @@ class Supernet:
             module = build_model(proxy_genotype(genotype, self.resolution), num_classes=self.num_classes,
                                  in_chans=self.in_chans)
         for bn in module.modules():
-            if isinstance(bn, _BatchNorm):
+            if isinstance(bn, torch.nn.BatchNorm2d):
                 bn.momentum = None  # statistics are a plain average over the batches seen (calibration)
-        kinds = _block_kinds(genotype)
+        block_types = _block_types(genotype)
         sources = {}
         for name, param in module.named_parameters():
-            source = _source(name, kinds)
+            source = _source(name, block_types, self.sets)
             index = _index(self.params[source].shape, param.shape) if source in self.params else None
             if index is None:
                 raise UsageError(f"architecture {genotype.key} is not a sub-network of the {self.space.name} supernet "

@@ -150,12 +150,12 @@ def test_every_trial_has_a_note_and_its_architecture_through_the_wsgi_app(search
 
 
 @pytest.mark.slow
-def test_nas_dashboard_shows_the_study_and_a_note_in_chromium(searched):
+def test_nas_dashboard_shows_the_study_and_a_note_in_chromium(searched, spawn):
     from playwright.sync_api import sync_playwright
 
     study = load_study(searched, None)
     port = free_port()
-    server = subprocess.Popen([*NAS, "dashboard", "--storage", searched.url, "--port", str(port), "--json"],
+    server = spawn([*NAS, "dashboard", "--storage", searched.url, "--port", str(port), "--json"],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     base = f"http://127.0.0.1:{port}"
 

@@ -70,10 +70,10 @@ def _grid_trials(db) -> list[tuple[str, str | None]]:
 
 
 @pytest.mark.slow  # real proxy training and latency in a CLI process, interrupted
-def test_an_interrupted_grid_resumes_with_every_point_once(nas_cli):
+def test_an_interrupted_grid_resumes_with_every_point_once(nas_cli, spawn):
     (nas_cli.cwd / "tiny.json").write_text(json.dumps(TINY))
     args = ["scale", "grid", "tiny.json", *SMALL_GRID, "--epochs", "2", "--proxy-resolution", "8"]
-    proc = subprocess.Popen([*NAS, *args], cwd=nas_cli.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = spawn([*NAS, *args], cwd=nas_cli.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     db = nas_cli.cwd / "nas.db"
 
     def training_after_one_complete() -> bool:

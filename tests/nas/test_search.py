@@ -118,10 +118,9 @@ def test_cli_best_rescoring_and_show(nas_cli):
     assert nas_cli.json("show", "mobilenetv2_100")["params"] == 3504872
 
 
-def test_kill_9_loses_no_completed_trial_and_the_same_command_resumes(nas_cli):
+def test_kill_9_loses_no_completed_trial_and_the_same_command_resumes(nas_cli, spawn):
     args = [*NAS, "search", "--space", "tiny", "--target-latency", "2ms", "--epochs", "3", "--trials", "6"]
-    proc = subprocess.Popen(args, cwd=nas_cli.cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = spawn(args, cwd=nas_cli.cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = nas_cli.cwd / "nas.db"
 
     def completed() -> int:
@@ -168,9 +167,9 @@ def test_bad_input_gets_one_line_and_exit_2(nas_cli, args, message):
     assert (nas_cli.cwd / "notes.txt").read_text() == "keep me"
 
 
-def test_ctrl_c_stores_the_trial_as_interrupted_and_the_resume_runs_it_again(nas_cli):
+def test_ctrl_c_stores_the_trial_as_interrupted_and_the_resume_runs_it_again(nas_cli, spawn):
     base = ["search", "--space", "tiny", "--target-latency", "2ms", "--trials", "1"]
-    proc = subprocess.Popen([*NAS, *base, "--epochs", "60"], cwd=nas_cli.cwd, stdout=subprocess.PIPE,
+    proc = spawn([*NAS, *base, "--epochs", "60"], cwd=nas_cli.cwd, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     db = nas_cli.cwd / "nas.db"
 

@@ -159,9 +159,9 @@ _WRITER = textwrap.dedent("""
 """)
 
 
-def test_a_checkpoint_survives_sigkill_during_a_write(tmp_path):
+def test_a_checkpoint_survives_sigkill_during_a_write(tmp_path, spawn):
     path = tmp_path / "checkpoint.safetensors"
-    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+    proc = spawn([sys.executable, "-c", _WRITER, str(path)], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "0"  # one whole checkpoint exists
         wait_for(lambda: any(p.name.endswith(".tmp") for p in tmp_path.iterdir()), timeout=60, interval=0.001)

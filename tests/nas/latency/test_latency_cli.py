@@ -101,10 +101,9 @@ def _calibration_points(nas_cli):
 
 
 @pytest.mark.slow
-def test_a_killed_build_resumes_where_it_stopped(nas_cli):
+def test_a_killed_build_resumes_where_it_stopped(nas_cli, spawn):
     args = [*NAS, "latency", "build", "--space", "tiny", "--resolution", "160", "--calibration", "5"]
-    proc = subprocess.Popen(args, cwd=nas_cli.cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = spawn(args, cwd=nas_cli.cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = nas_cli.cwd / "nas.db"
 
     def rounds() -> int:

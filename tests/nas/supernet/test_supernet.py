@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
 import torch
 from PIL import Image
@@ -169,11 +170,11 @@ def test_a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(folder
         train_supernet(settings, whole.path)
 
 
-def test_a_run_killed_with_sigkill_resumes_from_its_last_saved_step(folder, tmp_path):
+def test_a_run_killed_with_sigkill_resumes_from_its_last_saved_step(folder, tmp_path, spawn):
     command = [sys.executable, "-c", "import nas.cli.supernet; from nas.cli.common import app; app()",
                "supernet", "train", "--space", "tiny", "--data", folder, "--resolution", str(RESOLUTION),
                "--epochs", "500", "--batch-size", "8", "--save-every", "2", "--json"]
-    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = spawn(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     path = tmp_path / "supernets" / "tiny.safetensors"
     try:
         wait_for(lambda: proc.poll() is not None or (path.exists() and read_state(path)["step"] >= 6), timeout=300)
@@ -235,3 +236,24 @@ def test_a_supernet_of_another_space_or_data_is_refused(finished, folder, tmp_pa
         SupernetEstimator(tmp_path / "unfinished.safetensors")
     with pytest.raises(UsageError, match="--space: unknown space 'nope'"):
         SupernetSettings(space="nope")
+
+
+def test_a_search_with_the_supernet_estimator_stores_the_contract(finished, folder, tmp_path, monkeypatch):
+    """`nas search --estimator supernet` finds `supernets/tiny.safetensors` and stores every trial
+    with `estimator: supernet` (latency from a deterministic device: no timing here)."""
+    from fakes import BlockLatency
+
+    from nas import SearchConfig, run_search
+    from storage import Store, StudyRecord, TrialRecord
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "supernets").mkdir()
+    (tmp_path / "supernets" / "tiny.safetensors").symlink_to(finished)
+    store = Store.open(f"sqlite:///{tmp_path / 'nas.db'}")
+    config = SearchConfig(target_latency_ms=5.0, space="tiny", trials=4, estimator="supernet", data=folder)
+    result = run_search(config, store, latency=BlockLatency())
+    assert result.counts == {"COMPLETE": 4}
+    study = optuna.load_study(study_name=result.study_name, storage=store.optuna())
+    records = [TrialRecord.from_trial(t) for t in study.trials]
+    assert all(r.estimator == "supernet" and 0 <= r.accuracy <= 1 and r.arch_def and r.latency_ms for r in records)
+    assert StudyRecord.from_study(study).estimator["sha256"] == SupernetEstimator(finished).settings["sha256"]

@@ -1,0 +1,103 @@
+"""Accuracy estimators against long training: which one should a search rank by?
+
+    python bench/estimators.py [--reference NAME] [--estimator SPEC ...] [--budget-s 10] [--search-trials 10] [--json]
+
+Ranks the reference's networks (``nas estimators reference``, stored in ``bench/.estimators.db``)
+by every estimator, picks the default (best Kendall tau within ``--budget-s`` seconds per network),
+then times a short real search with it: candidates per hour before (the proxy training default of
+``bench/results/default_search.json``) and after. Needs a built reference; takes as long as the
+trained estimators do (their seconds per network x the networks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from rich.console import Console
+from rich.table import Table
+
+from _common import RESULTS, save
+from nas import SearchConfig, run_search
+from nas.estimators.choose import make_estimator
+from nas.estimators.ranking import load_reference, rank_estimator, store_ranking
+from storage import Store
+
+STORAGE = f"sqlite:///{Path(__file__).parent / '.estimators.db'}"
+ESTIMATORS = ("params", "macs", "synflow", "naswot", "grad_norm", "snip", "zen", "train:epochs=1", "train:epochs=2",
+              "train")
+
+
+def search_rate(estimator: str, trials: int) -> dict:
+    """Candidates per hour of a real mbconv search at 20 ms with ``estimator`` (latency measured)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        config = SearchConfig(target_latency_ms=20.0, trials=trials, estimator=estimator, pruner="none")
+        start = time.perf_counter()
+        result = run_search(config, Store.open(f"sqlite:///{Path(tmp) / 'rate.db'}"))
+        wall = time.perf_counter() - start
+    return {"estimator": estimator, "trials": result.ran, "wall_s": wall, "per_hour": 3600 * result.ran / wall}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reference", default=None)
+    parser.add_argument("--estimator", action="append", default=None)
+    parser.add_argument("--budget-s", type=float, default=10.0, help="per-network budget of the default estimator")
+    parser.add_argument("--search-trials", type=int, default=10)
+    parser.add_argument("--storage", default=STORAGE)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    store = Store.open(args.storage)
+    reference = load_reference(store, args.reference)
+    rows = []
+    for spec in args.estimator or ESTIMATORS:
+        ranking = rank_estimator(reference, spec, lambda seed, spec=spec: make_estimator(spec, "digits", seed))
+        store_ranking(store, reference, ranking, {"data": "digits"})
+        rows.append({"estimator": spec, "kendall_tau": ranking.kendall_tau, "spearman": ranking.spearman,
+                     "snr": ranking.snr, "seconds_per_arch": ranking.seconds_per_arch,
+                     "tau_per_second": ranking.tau_per_second})
+        print(f"{spec}: tau {ranking.kendall_tau:.3f} in {ranking.seconds_per_arch:.2f} s / network", file=sys.stderr)
+    affordable = [r for r in rows if r["seconds_per_arch"] <= args.budget_s]
+    default = max(affordable, key=lambda r: r["kendall_tau"])
+    before = json.loads((RESULTS / "default_search.json").read_text())
+    rate = search_rate(default["estimator"], args.search_trials)
+    size_tau = max(r["kendall_tau"] for r in rows if r["estimator"] in ("params", "macs"))
+    figures = {
+        "reference": {"name": reference.name, "networks": len(reference.accuracy), "repeated": len(reference.repeated),
+                      "self_kendall_tau": reference.self_tau, "seed_noise": reference.seed_noise,
+                      "settings": reference.settings, "accuracy": reference.accuracy},
+        "estimators": rows,
+        "default_estimator": default["estimator"],
+        "budget_s_per_network": args.budget_s,
+        "search_trials_per_hour": {"before": 3600 / before["per_trial_s"], "before_source": "bench/results/default_search.json",
+                                   "after": rate["per_hour"], "after_run": rate},
+        "targets": {"kendall_tau_at_least": 0.6, "beat_size_by": 0.1, "trials_per_hour_factor": 10},
+        "met": {"kendall_tau": default["kendall_tau"] >= 0.6, "beats_size": default["kendall_tau"] >= size_tau + 0.1,
+                "ten_x": rate["per_hour"] >= 10 * 3600 / before["per_trial_s"]},
+    }
+    path = save("estimators", figures)
+    if args.json:
+        print(json.dumps(figures, indent=2, default=str))
+        return
+    table = Table(title=f"estimators against {reference.name} ({len(reference.accuracy)} networks, "
+                        f"reference self-tau {reference.self_tau})")
+    for column in ("estimator", "Kendall tau", "Spearman", "SNR", "s / network", "tau / s"):
+        table.add_column(column, justify="left" if column == "estimator" else "right")
+    for r in rows:
+        table.add_row(r["estimator"], f"{r['kendall_tau']:.3f}", f"{r['spearman']:.3f}",
+                      "-" if r["snr"] is None else f"{r['snr']:.1f}", f"{r['seconds_per_arch']:.3f}",
+                      f"{r['tau_per_second']:.3g}")
+    Console(width=120).print(table)
+    trials = figures["search_trials_per_hour"]
+    print(f"default: {default['estimator']} (best tau within {args.budget_s:g} s / network); search candidates per hour "
+          f"{trials['before']:.0f} -> {trials['after']:.0f}; targets met: {figures['met']}; saved {path}")
+
+
+if __name__ == "__main__":
+    main()
