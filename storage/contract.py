@@ -133,12 +133,23 @@ class StudyRecord:
         for key, value in self.to_attrs().items():
             study.set_user_attr(key, value)
 
+    @property
+    def estimator_name(self) -> str | None:
+        """Which estimator the study ranks by: a resumed study keeps it (its settings, such as the
+        training epochs, may change, as ``proxy`` may)."""
+        return (self.estimator or {}).get("name")
+
     def mismatch(self, stored: StudyRecord, keys: tuple[str, ...]) -> tuple[str, Any, Any] | None:
         """The first of ``keys`` where ``stored`` differs from these settings: (name, stored, ours).
-        A setting the stored study does not have (an older version wrote it) is not compared."""
+        A setting the stored study does not have (an older version wrote it) is not compared, and of
+        ``estimator`` only the name is (its settings may change on resume, as the proxy's may)."""
         for key in keys:
+            if key == "estimator":
+                continue
             if getattr(stored, key) is not None and getattr(stored, key) != getattr(self, key):
                 return key, getattr(stored, key), getattr(self, key)
+        if "estimator" in keys and stored.estimator_name is not None and stored.estimator_name != self.estimator_name:
+            return "estimator", stored.estimator_name, self.estimator_name
         return None
 
 

@@ -91,7 +91,8 @@ def test_cli_search_writes_sqlite_and_resumes(nas_cli):
     with sqlite3.connect(db) as conn:
         assert conn.execute("select count(*) from trials").fetchone()[0] == 2
     assert '"ran": 2' in first.stdout
-    nas_cli(*args, "--trials", "4", "--seed-arch", "mobilenetv3_small_100")
+    resumed = nas_cli(*args, "--trials", "4", "--seed-arch", "mobilenetv3_small_100")
+    assert "how well 'train' ranks networks is not measured here" in resumed.stdout  # no reference in this database
     listing = nas_cli.json("trials")
     assert [t["number"] for t in listing["trials"]] == [0, 1, 2, 3]
     assert [t["seed_arch"] for t in listing["trials"]].count("mobilenetv3_small_100") == 1

@@ -75,3 +75,6 @@ def test_unknown_names_and_settings_mismatch():
         ("target_latency_ms", 3.0, 2.0)
     # a setting an older version did not store is not compared
     assert ours.mismatch(StudyRecord(space="tiny", target_latency_ms=2.0), ("space", "estimator")) is None
+    # of the estimator, only which one it is: its settings (the training epochs) may change on resume
+    assert ours.mismatch(StudyRecord(estimator={"name": "train", "epochs": 60}), ("estimator",)) is None
+    assert ours.mismatch(StudyRecord(estimator={"name": "synflow"}), ("estimator",)) == ("estimator", "synflow", "train")
