@@ -45,7 +45,7 @@ from rich.table import Table
 from _common import save
 from nas.notes import ARCHITECTURE_FILE, artifact_dir, artifact_links, trial_note
 from nas.results import trial_architecture
-from storage import TrialRecord
+from storage import Store, TrialRecord
 from search_spaces import get_space
 from storage import open_optuna_storage
 
@@ -177,7 +177,8 @@ def time_lookups(url: str, study_id: int) -> dict[str, float]:
         body = b"".join(app(environ, lambda status, headers, exc_info=None: None))
         return time.perf_counter() - start, body
 
-    apps = {"stock": dashboard_app(url, artifact_dir(url), indexed=False), "grouped": dashboard_app(url, artifact_dir(url))}
+    store = Store.open(url)
+    apps = {"stock": dashboard_app(store, artifact_dir(url), indexed=False), "grouped": dashboard_app(store, artifact_dir(url))}
     times: dict[str, list[float]] = {name: [] for name in apps}
     bodies = {}
     for _ in range(2):

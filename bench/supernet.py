@@ -25,7 +25,8 @@ from rich.table import Table
 
 from _common import save
 
-from nas.supernet import SupernetEpoch, SupernetEstimator, SupernetSettings, random_genotype, train_supernet
+from nas.estimators.supernet import SupernetEstimator
+from nas.supernet import SupernetEpoch, SupernetSettings, random_genotype, train_supernet
 from search_spaces import get_space
 
 

@@ -55,9 +55,11 @@ def queue_best(study: optuna.Study, screen: str, trained: str, k: int) -> int:
     returns how many trainings are still to run."""
     trials = study.get_trials(deepcopy=False)
     done = [t for t in trials if t.state in FINISHED and counts_against_budget(t) and _estimated_by(t, trained)]
-    queued = sum(t.state == TrialState.WAITING for t in trials)
+    # queued for training: carries its screened score (a retried screening trial does not)
+    queued = sum(t.state == TrialState.WAITING and TrialRecord.from_trial(t).scores is not None for t in trials)
     left = max(0, k - len(done))
-    taken = {TrialRecord.from_trial(t).arch_key for t in done}
+    taken = {TrialRecord.from_trial(t).arch_key for t in trials
+             if _estimated_by(t, trained) and t.state in (*FINISHED, TrialState.RUNNING)}
     candidates = sorted((t for t in trials if t.state == TrialState.PRUNED and _estimated_by(t, screen)
                          and t.intermediate_values), key=lambda t: -t.intermediate_values[t.last_step])
     for trial in candidates:

@@ -1,7 +1,7 @@
 """One way for a trial to happen: genotype -> size, latency, accuracy, reward -> stored record.
 
-The search, the scaling grid (and NetAdapt and Ray Tune workers) all run architectures through
-``TrialRunner``; what differs between them is which estimators they hand it, not the code path.
+The search, the hybrid search and the scaling grid run architectures through ``TrialRunner`` (as
+NetAdapt refinement and Ray Tune workers are to); what differs is the estimators they hand it.
 """
 
 from __future__ import annotations

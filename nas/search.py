@@ -17,6 +17,7 @@ from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.config import SearchConfig
+from nas.errors import UsageError
 from nas.estimators import AccuracyEstimator, LatencyEstimator
 from nas.estimators.choose import TRAINED, make_estimator, parse_hybrid
 from nas.hybrid import Screen, run_hybrid
@@ -60,7 +61,7 @@ class LatencyCheck:
 @dataclass(frozen=True)
 class SearchResult:
     study_name: str
-    storage_url: str
+    storage_url: str  # without its password
     ran: int  # trials this call finished
     counts: dict[str, int]  # the study's trials by state
     wall_s: float
@@ -96,7 +97,7 @@ def study_spec(config: SearchConfig, device: dict, accuracy: AccuracyEstimator) 
     pareto = config.objective == "pareto"
     settings = StudyRecord(
         space=config.space, target_latency_ms=config.target_latency_ms, reward="pareto" if pareto else config.reward,
-        reward_weight=config.reward_weight, dataset=accuracy.settings.get("data"), device=device,
+        reward_weight=config.reward_weight, dataset=accuracy.settings.get("data") or config.data, device=device,
         proxy=asdict(config.proxy), estimator={**accuracy.settings, "spec": config.estimator})
     return StudySpec(config.study_name, ("maximize", "minimize") if pareto else ("maximize",),
                      PARETO_METRICS if pareto else REWARD_METRICS, settings, SEARCH_MUST_MATCH, "search")
@@ -179,6 +180,7 @@ def run_search(config: SearchConfig, store: Store, observer: SearchObserver | No
     if latency is None:
         latency = choose_latency(store, config.latency, config.space, config.latency_mode)
     study = open_search_study(config, store, latency.device, accuracy)
+    optuna.storages.fail_stale_trials(study)  # a killed worker's trial: FAIL and queued again before budgets are counted
     enqueue_seeds(study, config.seed_archs)
     if observer is not None:
         _announce(observer, latency, top)
@@ -197,6 +199,8 @@ def run_search(config: SearchConfig, store: Store, observer: SearchObserver | No
                        catch=(Exception,), callbacks=[*budget, *callbacks])
 
     if hybrid is not None:  # two budgets (screened, trained): no MaxTrialsCallback
+        if screen.name == accuracy.name:
+            raise UsageError(f"--estimator {config.estimator}: the screen and the trained estimator are both {screen.name!r}")
         runners = {screen.name: replace(runner, accuracy=Screen(screen)), accuracy.name: runner}
         run_hybrid(study, config.trials, hybrid.k, screen.name, accuracy.name, lambda which, n: optimize(runners[which], n, []))
     elif remaining != 0:  # other workers on the same study stop together once the budget is met
@@ -206,5 +210,5 @@ def run_search(config: SearchConfig, store: Store, observer: SearchObserver | No
     use_table = isinstance(latency, Table)
     checks = check_top(study, store, config, top) if use_table else []
     best = rank(study, config.reward_fn, top, latency_store.trial_latencies(store, study.study_name))
-    return SearchResult(study.study_name, store.url, ran, state_counts(study), time.perf_counter() - start, best,
+    return SearchResult(study.study_name, str(store), ran, state_counts(study), time.perf_counter() - start, best,
                         "lut" if use_table else "measured", checks)

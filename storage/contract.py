@@ -46,7 +46,7 @@ class TrialRecord:
     device: dict[str, Any] | None = None  # fingerprint of the device the latency is for
     accuracy: float | None = None  # the estimator's accuracy, last reported
     estimator: str | None = None  # which AccuracyEstimator produced ``accuracy``
-    scores: dict[str, float] | None = None  # cheap estimators' raw scores (hybrid search ranks by them)
+    scores: dict[str, float] | None = None  # a hybrid search's screening estimate of a trained trial, by estimator
     seed_arch: str | None = None  # the paper network this trial evaluates, when it is one
     warm_start: str | None = None  # the space whose skeleton network this trial is
     fail_reason: str | None = None
@@ -156,4 +156,5 @@ class StudyRecord:
 _STUDY_ATTRS = frozenset(f.name for f in fields(StudyRecord))
 # what a resumed study must share with the command, or its trials would not compare
 SEARCH_MUST_MATCH = ("space", "target_latency_ms", "reward", "reward_weight", "dataset", "device", "estimator")
+GRID_TARGET = ("target_latency_ms",)  # a grid given a target must keep it; without one, the stored one holds
 GRID_MUST_MATCH = ("space", "base_arch", "base_resolution", "grid", "dataset", "device", "proxy", "reward", "reward_weight")

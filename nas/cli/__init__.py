@@ -21,3 +21,6 @@ def main() -> None:
     except (NasError, StorageError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # commands with something to resume say how themselves; this catches the rest
+        print("interrupted: what finished is stored; run the same command again to resume", file=sys.stderr)
+        sys.exit(130)

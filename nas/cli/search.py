@@ -108,7 +108,8 @@ def search(
     sampler: Annotated[Optional[str], typer.Option(help="tpe | nsga2 | random [default: tpe; nsga2 for pareto]")] = None,
     pruner: Annotated[str, typer.Option(help="median | sha (successive halving) | hyperband | none")] = "median",
     estimator: Annotated[str, typer.Option(help="accuracy estimator: train | synflow | naswot | grad_norm | snip | zen | "
-                                                "params | macs, optionally NAME:key=value,... (see `nas estimators rank`)")] = "train",
+                                                "params | macs (NAME:key=value,... sets options) | hybrid:PROXY:K | "
+                                                "supernet[:NAME] (see `nas estimators rank`)")] = "train",
     seed: Annotated[int, typer.Option(help="sampler seed")] = 0,
     seed_arch: Annotated[Optional[list[str]], typer.Option("--seed-arch", help="enqueue a paper network first (repeatable)")] = None,
     data: Annotated[str, typer.Option(help="digits | mnist | a folder of class sub-folders")] = "digits",
@@ -181,8 +182,12 @@ def search(
 
 
 def _trust(estimator: str, store: Store) -> str:
-    """How far the search's accuracy estimate can be trusted, as measured on this database."""
+    """How far the search's accuracy estimate can be trusted, as measured on this database
+    (a hybrid search's final order is its trained estimator's)."""
+    from nas.estimators.choose import TRAINED, parse_hybrid
     from storage import reference as reference_store
+
+    estimator = TRAINED if parse_hybrid(estimator) else estimator
 
     measured = reference_store.rankings_of(store, estimator)
     if not measured:

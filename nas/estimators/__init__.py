@@ -1,6 +1,6 @@
 """The two estimates a trial needs, behind small interfaces: how fast and how accurate.
 
-A trial (``nas.runner.run_trial``) asks a ``LatencyEstimator`` for the network's latency on the
+A trial (``nas.runner.TrialRunner``) asks a ``LatencyEstimator`` for the network's latency on the
 target device and an ``AccuracyEstimator`` for its accuracy; it never knows which kind it got.
 New estimators (zero-cost proxies, a weight-sharing supernet, another device backend) plug in
 here without touching the search loop: implement the protocol and add it to the chooser at the

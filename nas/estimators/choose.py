@@ -89,7 +89,8 @@ def make_estimator(spec: str, data: str = "digits", seed: int = 0, proxy: ProxyS
     training settings ``train`` starts from (the search's flags); a supernet must be of ``space``."""
     name, options = parse_spec(spec)
     if name == SUPERNET:
-        from nas.supernet import SupernetEstimator, supernet_path
+        from nas.estimators.supernet import SupernetEstimator
+        from nas.supernet import supernet_path
 
         path = supernet_path(options.get("name", space))
         if not path.is_file():

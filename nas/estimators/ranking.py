@@ -94,9 +94,14 @@ def _score(estimator: AccuracyEstimator) -> Callable[[Genotype], float]:
 def rank_estimator(reference: Reference, label: str, make: Callable[[int], AccuracyEstimator],
                    on_network: Callable[[], None] | None = None) -> Ranking:
     """Score every reference network with ``make(0)`` and the repeated ones with ``make(1)``."""
+    if len(reference.accuracy) < 3:
+        raise UsageError(f"reference {reference.name!r} has {len(reference.accuracy)} trained networks; "
+                         "ranking needs at least 3: build more with `nas estimators reference`")
     scored: dict[str, list[float]] = {}
     seconds = []
     for seed, labels in ((0, list(reference.accuracy)), (1, list(reference.repeated))):
+        if not labels:
+            continue
         score = _score(make(seed))
         score(reference.networks[labels[0]])  # warm-up: one-off set-up (data, calibration) is not per-network cost
         for name in labels:

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.data import ProxyData, load_proxy_data
+from nas.data import load_proxy_data
 from nas.errors import UsageError
 from nas.estimators import Report
 from nas.proxy import proxy_genotype
@@ -235,6 +235,7 @@ class ZeroCost:
 
     def __init__(self, settings: ZeroCostSettings) -> None:
         self._settings = settings
+        self._data = load_proxy_data(settings.data, settings.resolution)  # a bad --data fails here, before any trial
 
     @property
     def name(self) -> str:
@@ -243,10 +244,6 @@ class ZeroCost:
     @property
     def settings(self) -> Mapping[str, Any]:
         return asdict(self._settings)
-
-    @cached_property
-    def _data(self) -> ProxyData:
-        return load_proxy_data(self._settings.data, self._settings.resolution)
 
     @cached_property
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -36,7 +36,7 @@ from nas.study import StudySpec, counts_against_budget, open_study
 from scaling import Coefficients, grid_points, scale, tolerance_needed
 from search_spaces import build_model
 from storage import REWARD_METRICS, Store, StudyRecord, TrialRecord
-from storage.contract import GRID_MUST_MATCH
+from storage.contract import GRID_MUST_MATCH, GRID_TARGET
 
 GRID_PHI = 1  # EfficientNet searches alpha, beta, gamma on the network twice the base's FLOPs
 PARAM = "point"  # the grid's one Optuna parameter: "alpha,beta,gamma" (the feasible set is no product)
@@ -147,17 +147,13 @@ def plan_grid(config: GridConfig, store: Store) -> tuple[Architecture, int, list
     return base, base_resolution, [_point_shape(base, c, base_resolution) for c in config.points]
 
 
-def _grid_study_name(config: GridConfig, base: Architecture) -> str:
-    return config.study or "scale-" + base.name.replace("/", "-")
-
-
 def _study_spec(config: GridConfig, name: str, base: Architecture, base_resolution: int, device: dict,
                 dataset: str) -> StudySpec:
     settings = StudyRecord(space=SPACE, base=base.name, base_arch=base.genotype.to_dict(), base_resolution=base_resolution,
                            grid={"step": config.step, "tolerance": config.tolerance, "max": config.max_value},
                            dataset=dataset, device=device, proxy=asdict(config.proxy), reward=config.reward,
                            reward_weight=config.reward_weight, target_latency_ms=config.target_latency_ms)
-    must_match = GRID_MUST_MATCH + (("target_latency_ms",) if config.target_latency_ms is not None else ())
+    must_match = GRID_MUST_MATCH + (GRID_TARGET if config.target_latency_ms is not None else ())
     return StudySpec(name, ("maximize",), REWARD_METRICS, settings, must_match, "scaling grid", "--grid-study")
 
 
@@ -226,7 +222,8 @@ def grid_points_of(study: optuna.Study, shapes: list[GridPoint]) -> list[GridPoi
             continue
         record = TrialRecord.from_trial(trial)
         points.append(replace(
-            shape, state=record.state, trial=record.number, accuracy=record.accuracy, latency_ms=record.latency_ms,
+            shape, state=record.state, trial=record.number, latency_ms=record.latency_ms,
+            accuracy=record.accuracy if trial.state == TrialState.COMPLETE else None,  # not a failed run's last epoch
             latency_spread_ms=record.latency_spread_ms,
             reward=record.reward if trial.state == TrialState.COMPLETE else None, fail_reason=record.fail_reason))
     return points
@@ -275,7 +272,7 @@ def run_grid(config: GridConfig, store: Store, observer: GridObserver | None = N
         plot = write_grid_plot(points, plot_path or default_plot_path(store, name), best_accuracy, best_reward,
                                f"{name}: accuracy of {base.name} scaled at phi = 1")
     ran = len(study.get_trials(deepcopy=False, states=finished)) - finished_before
-    return GridResult(name, store.url, base.name, base_resolution, reward.target_ms, reward.describe(), ran,
+    return GridResult(name, str(store), base.name, base_resolution, reward.target_ms, reward.describe(), ran,
                       time.perf_counter() - start, points, best_accuracy, best_reward, plot)
 
 

@@ -37,7 +37,6 @@ search's proxy training with Kendall tau -0.39: networks close to the all-``ds``
 overrated. ``bench/supernet.py`` measures the same on ``mbconv``.
 """
 
-from nas.supernet.estimator import SupernetEstimator
 from nas.supernet.sampling import largest, random_genotype, sandwich, smallest
 from nas.supernet.train import (
     SUPERNET_DIR,
@@ -54,7 +53,7 @@ from nas.supernet.train import (
 from nas.supernet.weights import Supernet
 
 __all__ = [
-    "SUPERNET_DIR", "Supernet", "SupernetEpoch", "SupernetEstimator", "SupernetObserver", "SupernetResult",
+    "SUPERNET_DIR", "Supernet", "SupernetEpoch", "SupernetObserver", "SupernetResult",
     "SupernetSettings", "calibration_batches", "largest", "open_supernet", "random_genotype", "sandwich",
     "smallest", "subnet_accuracy", "supernet_path", "train_supernet",
 ]

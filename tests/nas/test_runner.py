@@ -76,7 +76,7 @@ def test_search_runs_trials_through_the_runner(tmp_path):
     store = Store.open(f"sqlite:///{tmp_path / 'search.db'}")
     config = SearchConfig(target_latency_ms=10.0, space="tiny", trials=4, seed_archs=("mobilenetv2_100",))
     result = run_search(config, store, accuracy=WidthAccuracy(), latency=BlockLatency())
-    assert result.counts == {"COMPLETE": 4} or sum(result.counts.values()) == 4
+    assert result.counts == {"COMPLETE": 4}
     study = optuna.load_study(study_name=result.study_name, storage=store.optuna())
     records = [TrialRecord.from_trial(t) for t in study.trials]
     assert all(r.estimator == "fake" and r.device == FAKE_DEVICE for r in records)

@@ -8,7 +8,7 @@ import math
 import pytest
 from scipy.stats import kendalltau
 
-from nas.errors import UsageError
+from nas.errors import DataError, UsageError
 from nas.estimators.choose import make_estimator, parse_spec
 from nas.estimators.ranking import Reference, load_reference, rank_estimator
 from nas.estimators.size import SizeEstimator
@@ -26,6 +26,8 @@ def test_estimators_by_name():
     assert trained.settings["data"] == "digits"
     assert isinstance(make_estimator("synflow:batch_size=16"), ZeroCost)
     assert isinstance(make_estimator("params"), SizeEstimator)
+    with pytest.raises(DataError):  # a bad --data fails before a study is made, for every estimator
+        make_estimator("synflow", data="/no/such/folder")
     for spec, message in (("nope", "unknown 'nope'"), ("train:color=red", "unknown option 'color'"),
                           ("train:epochs=two", "epochs must be a number"), ("train:epochs", "NAME:key=value")):
         with pytest.raises(UsageError, match=message):

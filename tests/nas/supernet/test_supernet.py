@@ -19,10 +19,10 @@ from safetensors.torch import load_file
 from nas.checkpoint import load_checkpoint, read_state, save_checkpoint
 from nas.data import load_proxy_data
 from nas.errors import UsageError
+from nas.estimators.supernet import SupernetEstimator
 from nas.proxy import proxy_genotype
 from nas.supernet import (
     Supernet,
-    SupernetEstimator,
     SupernetSettings,
     largest,
     random_genotype,
