@@ -30,8 +30,7 @@ from nas.estimators.ranking import load_reference, rank_estimator, store_ranking
 from storage import Store
 
 STORAGE = f"sqlite:///{Path(__file__).parent / '.estimators.db'}"
-ESTIMATORS = ("params", "macs", "synflow", "naswot", "grad_norm", "snip", "zen", "train:epochs=1", "train:epochs=2",
-              "train")
+ESTIMATORS = ("params", "macs", "synflow", "naswot", "grad_norm", "snip", "zen", "train:epochs=1", "train")
 
 
 def search_rate(estimator: str, trials: int) -> dict:

@@ -8,6 +8,7 @@ trial is one call of the ``TrialRunner``; the estimators are chosen once, here.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
@@ -180,7 +181,9 @@ def run_search(config: SearchConfig, store: Store, observer: SearchObserver | No
     if latency is None:
         latency = choose_latency(store, config.latency, config.space, config.latency_mode)
     study = open_search_study(config, store, latency.device, accuracy)
-    optuna.storages.fail_stale_trials(study)  # a killed worker's trial: FAIL and queued again before budgets are counted
+    with warnings.catch_warnings():  # a killed worker's trial: FAIL and queued again before budgets are counted
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
     enqueue_seeds(study, config.seed_archs)
     if observer is not None:
         _announce(observer, latency, top)

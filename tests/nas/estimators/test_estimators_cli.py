@@ -35,4 +35,5 @@ def test_reference_then_rank_writes_a_complete_table(nas_cli):
 def test_unknown_estimator_is_one_line(nas_cli):
     proc = nas_cli("estimators", "rank", "--estimator", "params", "--estimator", "nope", check=False)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
-        "error: --estimator: unknown 'nope'; choose one of train, synflow, naswot, grad_norm, snip, zen, params, macs, hybrid"]
+        "error: --estimator: unknown 'nope'; choose one of train, synflow, naswot, grad_norm, snip, zen, params, macs, hybrid, "
+        "supernet"]
