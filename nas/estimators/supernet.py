@@ -8,8 +8,7 @@ supernet was trained beside. The same network always gets the same accuracy.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from timm.models import adapt_input_conv
 from nas.data import load_proxy_data
 from nas.errors import UsageError
 from nas.estimators import Report
+from nas.threads import torch_threads
 from nas.supernet.train import CALIBRATION_BATCHES, calibration_batches, open_supernet
 from search_spaces import Genotype
 
@@ -68,24 +68,15 @@ class SupernetEstimator:
     def accuracy(self, genotype: Genotype, report: Report) -> float:
         """Validation accuracy with inherited, BN-calibrated weights. ``report`` is not called: one
         estimate is all there is, and it is too cheap to prune."""
-        with self._threads():
+        with torch_threads(self.threads):
             return self.supernet.accuracy(genotype, self.supernet.calibrate(genotype, self.calibration),
                                           self.data.x_val, self.data.y_val)
-
-    @contextmanager
-    def _threads(self) -> Iterator[None]:
-        previous = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(previous)
 
     def inherited_weights(self, genotype: Genotype, in_chans: int | None = None) -> dict[str, torch.Tensor]:
         """A timm state dict of ``genotype`` with its inherited weights and calibrated BatchNorm
         statistics (``nas train --init supernet``); ``in_chans`` adapts the stem as timm does for
         pretrained weights (grey supernet, RGB network: the same output on grey-as-RGB images)."""
-        with self._threads():
+        with torch_threads(self.threads):
             weights = self.supernet.state_dict(genotype, self.supernet.calibrate(genotype, self.calibration))
         if in_chans is not None:
             weights["conv_stem.weight"] = adapt_input_conv(in_chans, weights["conv_stem.weight"],

@@ -6,11 +6,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import torch
-
 from nas.data import ProxyData
 from nas.estimators import Report
 from nas.proxy import ProxySettings, train_proxy
+from nas.threads import torch_threads
 from search_spaces import Genotype
 
 
@@ -19,9 +18,7 @@ class ProxyTraining:
     """Trains each network from scratch and reports every epoch's validation accuracy, so a
     pruner can stop a hopeless one after its first epoch.
 
-    One thread by default: on a shared 2-core machine two threads wait on each other whenever
-    anything else runs (measured here: 10-40x slower steps under load), and one thread leaves the
-    other core to the latency measurement or a second worker."""
+    One thread by default (``nas.threads``)."""
 
     data: ProxyData
     proxy: ProxySettings
@@ -36,9 +33,5 @@ class ProxyTraining:
         return {"name": self.name, "data": self.data.name, **asdict(self.proxy)}
 
     def accuracy(self, genotype: Genotype, report: Report) -> float:
-        previous = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
+        with torch_threads(self.threads):
             return train_proxy(genotype, self.data, self.proxy, report)
-        finally:
-            torch.set_num_threads(previous)

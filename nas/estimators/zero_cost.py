@@ -23,6 +23,7 @@ from nas.data import load_proxy_data
 from nas.errors import UsageError
 from nas.estimators import Report
 from nas.proxy import proxy_genotype
+from nas.threads import torch_threads
 from search_spaces import SEED_NAMES, Genotype, build_model, seed_architecture
 
 __all__ = ["LOGARITHMIC", "PROXIES", "LogisticMap", "ProxyFn", "ZeroCost", "ZeroCostSettings", "register_proxy",
@@ -215,6 +216,7 @@ class ZeroCostSettings:
     resolution: int = 16
     batch_size: int = 64
     seed: int = 0
+    threads: int = 1  # see nas.threads
 
     def __post_init__(self) -> None:
         if self.proxy not in PROXIES:
@@ -255,7 +257,7 @@ class ZeroCost:
     def score(self, genotype: Genotype) -> float:
         """The proxy's raw score of ``genotype``'s freshly initialised proxy network."""
         s = self._settings
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), torch_threads(s.threads):
             torch.manual_seed(s.seed)
             model = build_model(proxy_genotype(genotype, s.resolution),
                                 num_classes=self._data.num_classes, in_chans=self._data.in_chans)
