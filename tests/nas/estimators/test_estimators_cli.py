@@ -26,7 +26,7 @@ def test_reference_then_rank_writes_a_complete_table(nas_cli):
     rows = {r["estimator"]: r for r in ranked["estimators"]}
     assert set(rows) == {"params", "synflow:resolution=8", "train:epochs=1,resolution=8"}
     for row in rows.values():
-        assert -1.0 <= row["kendall_tau"] <= 1.0 and -1.0 <= row["spearman"] <= 1.0 and row["seconds_per_arch"] > 0
+        assert -1.0 <= row["kendall_tau"] <= 1.0 and -1.0 <= row["spearman"] <= 1.0
     assert rows["params"]["snr"] is None  # deterministic: no seed noise
     stored = {r.estimator: r for r in reference_store.rankings(store, built["reference"])}
     assert set(stored) == set(rows) and all(len(r.scores) == 13 for r in stored.values())
