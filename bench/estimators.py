@@ -21,11 +21,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from rich.console import Console
-from rich.table import Table
 
 from _common import RESULTS, save
 from nas import SearchConfig, run_search
 from nas.estimators.choose import make_estimator
+from nas.render import estimator_table
 from nas.estimators.ranking import load_reference, rank_estimator, store_ranking
 from storage import Store
 from storage import reference as reference_store
@@ -90,14 +90,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(figures, indent=2, default=str))
         return
-    table = Table(title=f"estimators against {reference.name} ({len(reference.accuracy)} networks, "
-                        f"reference self-tau {reference.self_tau})")
-    for column in ("estimator", "Kendall tau", "Spearman", "SNR", "s / network", "tau / s"):
-        table.add_column(column, justify="left" if column == "estimator" else "right")
-    for r in rows:
-        table.add_row(r["estimator"], f"{r['kendall_tau']:.3f}", f"{r['spearman']:.3f}",
-                      "-" if r["snr"] is None else f"{r['snr']:.1f}", f"{r['seconds_per_arch']:.3f}",
-                      f"{r['tau_per_second']:.3g}")
+    table = estimator_table(rows, f"estimators against {reference.name} ({len(reference.accuracy)} networks, "
+                                  f"reference self-tau {reference.self_tau})")
     Console(width=120).print(table)
     trials = figures["search_trials_per_hour"]
     print(f"default: {default['estimator']} (best tau within {args.budget_s:g} s / network); search candidates per hour "

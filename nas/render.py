@@ -81,3 +81,15 @@ def ranking_table(ranked: list[tuple[float, TrialRecord]], title: str, target_ms
                       f"{r.latency_ms:.2f}", r.latency_source or "-", "yes" if r.latency_ms <= target_ms else "no",
                       fmt_count(r.params), fmt_count(r.macs), _origin(r))
     return table
+
+
+def estimator_table(rows: list[dict], title: str) -> Table:
+    """Estimators against a reference (``nas estimators rank`` and ``bench/estimators.py``)."""
+    table = Table(title=title)
+    for column in ("estimator", "Kendall tau", "Spearman", "SNR", "s / network", "tau / s"):
+        table.add_column(column, justify="left" if column == "estimator" else "right")
+    for r in rows:
+        table.add_row(r["estimator"], f"{r['kendall_tau']:.3f}", f"{r['spearman']:.3f}",
+                      "-" if r["snr"] is None else f"{r['snr']:.1f}", f"{r['seconds_per_arch']:.3f}",
+                      f"{r['tau_per_second']:.3g}")
+    return table

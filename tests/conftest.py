@@ -76,6 +76,15 @@ def nas_cli(tmp_path):
 
 
 @pytest.fixture()
+def one_thread():
+    """One torch thread for the test (``nas.threads``): two wait on each other on a shared 2-core machine."""
+    from nas.threads import torch_threads
+
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture()
 def spawn():
     """Start a process in a session of its own; whatever the test's outcome, it and its children
     are killed when the test ends, so no test leaves a process (or the port it holds) behind."""

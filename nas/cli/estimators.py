@@ -6,7 +6,6 @@ from typing import Annotated, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from nas.cli.common import JsonOpt, StorageOpt, app, err, out, print_json
 
@@ -102,12 +101,8 @@ def rank(
     if as_json:
         print_json({"reference": ref.name, "self_kendall_tau": ref.self_tau, "estimators": rows})
         return
-    table = Table(title=f"estimators against {ref.name!r} ({len(ref.accuracy)} networks; the reference's own "
-                        f"seed-to-seed tau: {ref.self_tau if ref.self_tau is None else round(ref.self_tau, 3)})")
-    for column in ("estimator", "Kendall tau", "Spearman", "SNR", "s / network", "tau / s"):
-        table.add_column(column, justify="left" if column == "estimator" else "right")
-    for row in rows:
-        table.add_row(row["estimator"], f"{row['kendall_tau']:.3f}", f"{row['spearman']:.3f}",
-                      "-" if row["snr"] is None else f"{row['snr']:.1f}", f"{row['seconds_per_arch']:.3f}",
-                      f"{row['tau_per_second']:.3g}")
-    out.print(table)
+    from nas.render import estimator_table
+
+    self_tau = ref.self_tau if ref.self_tau is None else round(ref.self_tau, 3)
+    out.print(estimator_table(rows, f"estimators against {ref.name!r} ({len(ref.accuracy)} networks; the reference's "
+                                    f"own seed-to-seed tau: {self_tau})"))

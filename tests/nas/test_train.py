@@ -29,18 +29,11 @@ from conftest import wait_for
 from image_folders import write_image_folder
 from inprocess import run_nas
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
+
 TINY = Genotype.from_arch_def([["ds_r1_k3_s1_c8"], ["ir_r1_k3_s2_e3_c16_se0.25"], ["ir_r1_k3_s2_e3_c24_nhs"]],
                               stem_size=8, num_features=64)
 ARCH = Architecture("tiny-net", TINY, 32)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread: two on this shared 2-core machine wait on each other whenever another job runs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture()

@@ -33,19 +33,12 @@ from search_spaces import build_model, get_space
 
 from conftest import wait_for
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
+
 TINY = get_space("tiny")
 # tiny has one width and one expansion; this variant also slices channels (width 0.5 and mb1 vs mb3)
 TINY_WIDTHS = replace(TINY, name="tiny-widths", ops=("ds", "mb1", "mb3"), widths=(0.5, 1.0))
 RESOLUTION = 16
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread: two on this shared 2-core machine wait on each other whenever another job runs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
