@@ -25,8 +25,8 @@ def provenance() -> dict:
     }
 
 
-def save(name: str, figures: dict) -> Path:
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def save(name: str, figures: dict, directory: Path = RESULTS) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.json"
     path.write_text(json.dumps({**provenance(), **figures}, indent=2, default=str) + "\n")
     return path

@@ -1,4 +1,5 @@
-"""Plotly figures of a study: accuracy against latency, search history, latency model, scaling.
+"""Plotly figures of a study: accuracy against latency, search history, latency model, scaling, and
+the path of each NetAdapt refinement in the database.
 
 Trial clouds are one WebGL trace each (``Scattergl``), filled from whole columns, so a figure of
 5,000 trials costs the same Python as one of 50; hover text comes from ``customdata``.
@@ -13,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 import plotly.graph_objects as go
 
-from dashboards.study_data import StudyData, TrialColumns
+from dashboards.study_data import Refinement, StudyData, TrialColumns
 from storage import Run
 
 GREY = "rgba(150, 150, 150, 0.45)"
@@ -157,6 +158,38 @@ def scaling_paths(data: StudyData) -> go.Figure | None:
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log")
     return _layout(fig, "Compound scaling paths", "MACs (M, log)", "latency (ms, log)")
+
+
+def refinement_path(refinement: Refinement) -> go.Figure:
+    """Every proposal the refinement scored as a faint point, the kept path from the start (labelled by
+    iteration), the target, and the start and the result after the same long fine-tuning, measured."""
+    fig = go.Figure()
+    scored, path = refinement.proposals, refinement.path
+    fig.add_trace(go.Scatter(
+        x=[r.latency_ms for r in scored], y=[100 * r.accuracy for r in scored], mode="markers",
+        name=f"proposals ({len(scored)})", marker={"color": GREY, "size": 6},
+        text=[f"trial {r.number}, iteration {r.iteration}: {r.proposal}" for r in scored],
+        hovertemplate="%{text}<br>%{x:.3f} ms, %{y:.2f} %<extra></extra>"))
+    fig.add_trace(go.Scatter(
+        x=[r.latency_ms for r in path], y=[100 * r.accuracy for r in path], mode="lines+markers+text",
+        name=f"kept path ({len(path)})", text=[str(r.iteration) for r in path], textposition="top center",
+        line={"color": "#1f77b4", "width": 2}, marker={"size": 8}, customdata=[[r.number, r.proposal] for r in path],
+        hovertemplate="iteration %{text}, trial %{customdata[0]}: %{customdata[1]}<br>%{x:.3f} ms, %{y:.2f} %<extra></extra>"))
+    ends = (("start", path[0] if path else None, {"size": 15, "symbol": "circle-open", "color": "#2ca02c", "line": {"width": 3}}),
+            ("start, long-tuned and measured", refinement.baseline, {"size": 13, "symbol": "diamond", "color": "#2ca02c"}),
+            ("final, long-tuned and measured", refinement.final, {"size": 16, "symbol": "star", "color": "#d62728"}))
+    for name, record, marker in ends:
+        if record is not None:
+            fig.add_trace(go.Scatter(x=[record.latency_ms], y=[100 * record.accuracy], mode="markers", name=name,
+                                     marker=marker, text=[f"trial {record.number}"],
+                                     hovertemplate="%{text}<br>%{x:.3f} ms, %{y:.2f} %<extra></extra>"))
+    if refinement.target_ms is not None:
+        fig.add_vline(x=refinement.target_ms, line_dash="dash", line_color="#444",
+                      annotation_text=f"target {refinement.target_ms:g} ms")
+    status = "" if refinement.final is not None else " (running or stopped before its result)"
+    return _layout(fig, f"Refinement {refinement.study}: {max(len(path) - 1, 0)} iterations kept of {len(scored)} "
+                        f"proposals scored{status}", "latency (ms: the table's, measured for the long-tuned pair)",
+                   "proxy accuracy (%)")
 
 
 class GridPointView(Protocol):

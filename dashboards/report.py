@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import html
 import json
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from dashboards import figures
-from dashboards.study_data import StudyData, read_study
+from dashboards.study_data import StudyData, read_refinements, read_study
 from storage import Store
 
 PNG_SIZE = {"width": 1100, "height": 560}
@@ -56,10 +57,16 @@ _SUMMARY_SETTINGS = ("space", "dataset", "reward", "reward_weight", "device")
 
 
 def build_report(study: optuna.Study, store: Store) -> Report:
-    """Read the study once and draw every figure the stored data allows."""
+    """Read the study once and draw every figure the stored data allows, and the path of every
+    refinement in the database (whichever study the report is of)."""
     data = read_study(study, store)
     drawn = {"accuracy_latency": figures.accuracy_latency(data), "history": figures.search_history(data),
              "latency_model": figures.latency_model(data.latency_models), "scaling": figures.scaling_paths(data)}
+    for refinement in read_refinements(store):
+        name = "path-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", refinement.study)  # an HTML id and a PNG file name
+        while name in drawn:  # two study names that differ only in such characters
+            name += "-"
+        drawn[name] = figures.refinement_path(refinement)
     return Report(f"nas report: {data.name}", _summary(data), {k: v for k, v in drawn.items() if v is not None})
 
 

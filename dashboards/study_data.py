@@ -13,7 +13,7 @@ import numpy as np
 import optuna
 
 from storage import latency as latency_tables
-from storage import Run, Store, StudyRecord, TrialRecord, list_runs
+from storage import REFINE_BASELINE, REFINE_FINAL, REFINE_START, Run, Store, StudyRecord, TrialRecord, list_runs
 
 
 @dataclass(frozen=True)
@@ -86,3 +86,51 @@ def read_study(study: optuna.Study, store: Store) -> StudyData:
         baselines_elsewhere=len(baselines) - len(comparable), scale_runs=list_runs(store, kind="scale"),
         latency_models=models,
     )
+
+
+@dataclass(frozen=True)
+class Refinement:
+    """A NetAdapt refinement's study (``nas refine``): every network it scored, and the kept path."""
+
+    study: str
+    target_ms: float | None
+    proposals: list[TrialRecord]  # every completed shrinking proposal with a latency and an accuracy, kept ones included
+    path: list[TrialRecord]  # the kept networks, the start first
+    final: TrialRecord | None  # the result after the long fine-tuning, measured; None while the refinement runs
+    baseline: TrialRecord | None  # the start after the same fine-tuning, measured beside the result
+
+
+def _kept_path(records: list[TrialRecord], final: TrialRecord | None) -> list[TrialRecord]:
+    """The chain of parents from the result back to the start. Before the result exists, the deepest
+    network another one inherits from (the last one kept, as far as the study can tell)."""
+    by_number = {r.number: r for r in records}
+    if final is not None:
+        end = by_number.get(final.parent)
+    else:
+        kept = [by_number[r.parent] for r in records if r.parent in by_number and r.proposal != REFINE_BASELINE]
+        kept += [r for r in records if r.proposal == REFINE_START and r.state == "COMPLETE"]
+        end = max(kept, key=lambda r: r.iteration or 0, default=None)
+    path: list[TrialRecord] = []
+    while end is not None and end.number not in {r.number for r in path}:  # a parent loop (hand-edited) ends the walk
+        path.append(end)
+        end = by_number.get(end.parent)
+    return path[::-1]
+
+
+def read_refinements(store: Store) -> list[Refinement]:
+    """Every refinement study in the database (one whose settings hold ``refine``), in name order."""
+    storage = store.optuna()
+    found = []
+    for summary in sorted(storage.get_all_studies(), key=lambda s: s.study_name):
+        settings = StudyRecord.from_study(summary)
+        if settings.refine is None:
+            continue
+        trials = optuna.load_study(study_name=summary.study_name, storage=storage).get_trials(deepcopy=False)
+        records = [TrialRecord.from_trial(t) for t in trials]
+        done = [r for r in records if r.state == "COMPLETE" and r.latency_ms is not None and r.accuracy is not None]
+        final = next((r for r in reversed(done) if r.proposal == REFINE_FINAL), None)
+        baseline = next((r for r in reversed(done) if r.proposal == REFINE_BASELINE), None)
+        found.append(Refinement(summary.study_name, settings.target_latency_ms,
+                                [r for r in done if r.proposal not in (REFINE_START, REFINE_FINAL, REFINE_BASELINE)],
+                                _kept_path(done, final), final, baseline))
+    return found

@@ -46,7 +46,7 @@ def read_architecture(path: Path) -> Architecture:
     """Load an architecture file; a file that is not one is a one-line ``UsageError``."""
     try:
         return Architecture.from_dict(json.loads(path.read_text()), name=path.stem)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError, TypeError, AttributeError) as err:
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, AttributeError, RecursionError) as err:
         raise UsageError(f"{path}: not an architecture file: {err}") from None
 
 

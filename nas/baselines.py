@@ -21,7 +21,7 @@ from nas.metrics import count_module_macs, count_params
 from nas.recipe import TrainSettings
 from nas.runs import RunRecord, store_run
 from nas.train import Model, TrainObserver, train
-from search_spaces import build_model, seed_architecture
+from search_spaces import WIDTH_VARIANTS, build_model, seed_architecture
 from storage import Store
 
 TOTAL_STRIDE = 32  # every baseline
@@ -98,16 +98,23 @@ def _timm_seed(name: str) -> Callable[[int], nn.Module]:
     return lambda num_classes: build_model(seed_architecture(name), num_classes=num_classes)
 
 
+_TIMM_PAPERS = {
+    "mobilenetv1_100": "MobileNet V1 (2017)", "mobilenetv2_100": "MobileNet V2 (2018)",
+    "mnasnet_100": "MnasNet-B1 (2018)", "semnasnet_100": "MnasNet-A1 (2018)",
+    "mobilenetv3_large_100": "MobileNet V3-Large (2019)", "mobilenetv3_small_100": "MobileNet V3-Small (2019)",
+    "efficientnet_b0": "EfficientNet (2019)", "efficientnet_lite0": "EfficientNet-Lite (2020)",
+}
 BASELINES: dict[str, Baseline] = {
     "resnet18": Baseline("torchvision", "ResNet (2015)", _torchvision("resnet18")),
     "resnext26_32x4d": Baseline("torchvision", "ResNeXt (2016), depth scaled down", _torchvision("resnext26_32x4d")),
     "shufflenet_v1_g3": Baseline("nas", "ShuffleNet V1 (2017), g = 3, 1.0x", lambda num_classes: ShuffleNetV1(3, num_classes)),
     "shufflenet_v2_x1_0": Baseline("torchvision", "ShuffleNet V2 (2018)", _torchvision("shufflenet_v2_x1_0")),
-    **{name: Baseline("timm", paper, _timm_seed(name)) for name, paper in (
-        ("mobilenetv1_100", "MobileNet V1 (2017)"), ("mobilenetv2_100", "MobileNet V2 (2018)"),
-        ("mnasnet_100", "MnasNet-B1 (2018)"), ("mobilenetv3_large_100", "MobileNet V3 (2019)"),
-        ("mobilenetv3_small_100", "MobileNet V3 (2019)"), ("efficientnet_b0", "EfficientNet (2019)"))},
+    **{name: Baseline("timm", paper, _timm_seed(name)) for name, paper in _TIMM_PAPERS.items()},
+    **{name: Baseline("timm", f"{_TIMM_PAPERS[variant.base]}, width x{variant.multiplier:g}", _timm_seed(name))
+       for name, variant in WIDTH_VARIANTS.items()},
 }
+
+DEFAULT_BASELINES = tuple(name for name in BASELINES if name not in WIDTH_VARIANTS)  # the papers' own widths
 
 
 def baseline_model(name: str, resolution: int = 224) -> Model:

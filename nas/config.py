@@ -11,7 +11,7 @@ from nas.estimators.latency import LATENCY_MODES
 from nas.latency import LatencySettings
 from nas.proxy import ProxySettings
 from nas.reward import Reward
-from search_spaces import SEED_NAMES, get_space
+from search_spaces import PAPER_NAMES, get_space
 
 OBJECTIVES = ("reward", "pareto")
 SAMPLERS = ("tpe", "nsga2", "random")
@@ -60,8 +60,8 @@ class SearchConfig:
         if self.trials is None and self.timeout_s is None:
             raise UsageError("give a budget: --trials N, --timeout 30m, or both")
         for name in self.seed_archs:
-            if name not in SEED_NAMES:
-                raise UsageError(f"--seed-arch: unknown architecture {name!r}; known: {', '.join(SEED_NAMES)}")
+            if name not in PAPER_NAMES:
+                raise UsageError(f"--seed-arch: unknown architecture {name!r}; known: {', '.join(PAPER_NAMES)}")
         if not self.data:
             raise UsageError(f"--data: give a built-in dataset ({', '.join(BUILTIN)}) or a folder")
         if parse_spec(self.estimator)[0] == HYBRID and (self.trials is None or self.objective == "pareto"):

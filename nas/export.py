@@ -4,7 +4,8 @@ Every format that carries weights is read back after writing and run on the same
 torch model (onnxruntime for ONNX, ``torch.jit.load`` for TorchScript, ``timm.create_model`` for
 the timm folder); an export whose outputs differ by more than ``TOLERANCE`` is an error, not a file.
 Weights come from a ``nas train`` checkpoint when the reference is one, else from a seeded
-initialisation (the same file every time).
+initialisation (the same file every time). A model export carries nas's latency for it and the
+environment that reproduces it (``nas.latency.deployment``): inside the file and as ``DEPLOY.md``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from nas.architecture import Architecture, write_architecture
 from nas.checkpoint import CHECKPOINT_NAME, load_checkpoint, prefixed
 from nas.errors import NasError, UsageError
 from nas.files import replace_atomically
+from nas.latency.deployment import METADATA_KEY, Deployment, deployment_settings, measure_deployment, write_notes
 from nas.recipe import check_input_size
 from nas.timm_models import ENTRYPOINT, model_args, pretrained_cfg, timm_name
 from search_spaces import build_model
@@ -56,6 +58,8 @@ class ExportResult:
     num_classes: int
     trained: bool
     max_abs_diff: float | None  # read back and run vs torch; None for json (no weights)
+    latency_ms: float | None = None  # nas's figure for the exported model with its runtime (None for json)
+    deploy_notes: Path | None = None  # DEPLOY.md: that figure, the device and the environment reproducing it
 
 
 def checkpoint_path(ref: str | Path) -> Path | None:
@@ -95,8 +99,10 @@ def load_network(ref: str, store: Store, study: str | None = None, num_classes: 
     return Network(arch, model.eval(), state["norm"], trained=True)
 
 
-def export(network: Network, fmt: str, path: Path | None = None, resolution: int | None = None) -> ExportResult:
-    """Write ``network`` in ``fmt`` to ``path`` (default: its timm name in the working directory)."""
+def export(network: Network, fmt: str, path: Path | None = None, resolution: int | None = None, *, threads: int = 1,
+           allocator: str = "kept") -> ExportResult:
+    """Write ``network`` in ``fmt`` to ``path`` (default: its timm name in the working directory);
+    a model is timed first with its runtime (``threads``, ``allocator``) and carries the figure."""
     if fmt not in FORMATS:
         raise UsageError(f"--format: unknown {fmt!r}; choose one of {', '.join(FORMATS)}")
     arch = network.arch
@@ -107,15 +113,17 @@ def export(network: Network, fmt: str, path: Path | None = None, resolution: int
     if fmt == "json":
         write_architecture(arch, path)
         return ExportResult(fmt, path, resolution, num_classes, network.trained, None)
+    deployment = measure_deployment(arch.name, network.model, fmt, deployment_settings(fmt, resolution, threads, allocator))
     x = torch.randn(2, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         expected = network.model(x)
     writer = {"timm": _write_timm, "onnx": _write_onnx, "torchscript": _write_torchscript}[fmt]
-    got = writer(network, path, x, resolution)
+    got = writer(network, path, x, resolution, deployment)
     diff = float((got - expected).abs().max())
     if not diff <= TOLERANCE:
         raise NasError(f"{fmt} export of {arch.name} differs from torch by {diff:.2e} (> {TOLERANCE:g}); not kept")
-    return ExportResult(fmt, path, resolution, num_classes, network.trained, diff)
+    return ExportResult(fmt, path, resolution, num_classes, network.trained, diff, deployment.latency_ms,
+                        write_notes(deployment, path))
 
 
 def timm_config(network: Network, resolution: int) -> dict[str, Any]:
@@ -126,21 +134,21 @@ def timm_config(network: Network, resolution: int) -> dict[str, Any]:
             "nas": network.arch.to_dict()}
 
 
-def _write_timm(network: Network, path: Path, x: torch.Tensor, resolution: int) -> torch.Tensor:
+def _write_timm(network: Network, path: Path, x: torch.Tensor, resolution: int, deployment: Deployment) -> torch.Tensor:
     import timm
     from safetensors.torch import save_file
 
     path.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.contiguous() for k, v in network.model.state_dict().items()}
     replace_atomically(lambda tmp: save_file(tensors, tmp), path / "model.safetensors")
-    text = json.dumps(timm_config(network, resolution), indent=2) + "\n"
+    text = json.dumps({**timm_config(network, resolution), METADATA_KEY: deployment.to_dict()}, indent=2) + "\n"
     replace_atomically(lambda tmp: Path(tmp).write_text(text), path / "config.json")
     loaded = timm.create_model(f"local-dir:{path.resolve()}", pretrained=True).eval()
     with torch.inference_mode():
         return loaded(x)
 
 
-def _write_onnx(network: Network, path: Path, x: torch.Tensor, resolution: int) -> torch.Tensor:
+def _write_onnx(network: Network, path: Path, x: torch.Tensor, resolution: int, deployment: Deployment) -> torch.Tensor:
     import logging
     import warnings
 
@@ -154,6 +162,7 @@ def _write_onnx(network: Network, path: Path, x: torch.Tensor, resolution: int) 
             warnings.simplefilter("ignore")
             program = torch.onnx.export(network.model, (x,), dynamo=True, input_names=["input"],
                                         output_names=["logits"], dynamic_shapes=({0: batch},), verbose=False)
+        program.model.metadata_props[METADATA_KEY] = json.dumps(deployment.to_dict())
         program.save(tmp)
 
     replace_atomically(write, path)
@@ -161,13 +170,14 @@ def _write_onnx(network: Network, path: Path, x: torch.Tensor, resolution: int) 
     return torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
 
 
-def _write_torchscript(network: Network, path: Path, x: torch.Tensor, resolution: int) -> torch.Tensor:
+def _write_torchscript(network: Network, path: Path, x: torch.Tensor, resolution: int, deployment: Deployment) -> torch.Tensor:
     import warnings
 
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export, yet still loads everywhere
         traced = torch.jit.trace(network.model, x)
-        replace_atomically(lambda tmp: torch.jit.save(traced, tmp), path)
+        extra = {f"{METADATA_KEY}.json": json.dumps(deployment.to_dict())}
+        replace_atomically(lambda tmp: torch.jit.save(traced, tmp, _extra_files=extra), path)
         loaded = torch.jit.load(str(path))
     with torch.inference_mode():
         return loaded(x)

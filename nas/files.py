@@ -7,6 +7,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from nas.errors import UsageError
+
 
 def replace_atomically(write: Callable[[str], object], path: Path) -> Path:
     """``write(tmp)`` to a temporary file beside ``path``, fsync, then rename it onto ``path`` (and
@@ -31,3 +33,12 @@ def replace_atomically(write: Callable[[str], object], path: Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def plain_name(name: str, flag: str) -> str:
+    """``name`` when it can be a file name of its own; a name that would climb out of its folder
+    (a separator, ``..``, a NUL) is refused, so a stored or typed name never writes elsewhere."""
+    if not name or name.startswith(".") or any(c in name for c in "/\\\0"):
+        raise UsageError(f"{flag}: {name!r} is not a plain name; use letters, digits, '-', '_' and '.' "
+                         "(not first), no '/'")
+    return name

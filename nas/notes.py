@@ -45,7 +45,8 @@ def _device_line(device: dict[str, Any] | None) -> str:
         return "-"
     parts = [str(device.get("cpu") or device.get("gpu") or "unknown device"), f"{device.get('threads', '?')} thread(s)",
              f"{device.get('backend', '?')} (torch {device.get('torch', '?')})",
-             f"{device.get('resolution', '?')} px, batch {device.get('batch', '?')}"]
+             f"{device.get('resolution', '?')} px, batch {device.get('batch', '?')}",
+             f"allocator {device.get('allocator', '?')}"]
     return ", ".join(parts)
 
 

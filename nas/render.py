@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from nas.results import TrialRecord
+from nas.results import Front, TrialRecord
+from storage import read_device
 from search_spaces import Block, Genotype
 
 _OP_NAMES = {"ds": "DS", "dsa": "DS+act", "ir": "MBConv", "er": "FusedMB", "cn": "Conv"}
@@ -18,6 +19,13 @@ def fmt_count(n: int | None) -> str:
 
 def fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
+
+
+def device_line(fingerprint: dict) -> str:
+    """A device fingerprint in one line, without importing torch (``nas trials`` must start fast)."""
+    fingerprint = read_device(fingerprint)
+    return (f"{fingerprint['cpu']}, {fingerprint['backend']}, {fingerprint['threads']} thread(s), "
+            f"{fingerprint['resolution']} px, batch {fingerprint['batch']}, allocator {fingerprint['allocator']}")
 
 
 def _allows_skip(block: Block) -> bool:
@@ -80,6 +88,22 @@ def ranking_table(ranked: list[tuple[float, TrialRecord]], title: str, target_ms
         table.add_row(str(position), str(r.number), f"{score:.4f}", f"{100 * r.accuracy:.1f}",
                       f"{r.latency_ms:.2f}", r.latency_source or "-", "yes" if r.latency_ms <= target_ms else "no",
                       fmt_count(r.params), fmt_count(r.macs), _origin(r))
+    return table
+
+
+def front_table(front: Front, title: str) -> Table:
+    """A Pareto front, fastest first: the latency target is a constraint column, not a score, and
+    the most accurate member within it is marked."""
+    table = Table(title=title)
+    choice = front.choice
+    for column in ("trial", "acc %", "latency ms", "from", f"<= {front.target_ms:g} ms", "params", "MACs", "arch", "choice"):
+        table.add_column(column, justify="left" if column in ("arch", "from", "choice") else "right")
+    for r in front.members:
+        table.add_row(str(r.number), f"{100 * r.accuracy:.1f}", f"{r.latency_ms:.2f}", r.latency_source or "-",
+                      "yes" if r.latency_ms <= front.target_ms else "no", fmt_count(r.params), fmt_count(r.macs),
+                      _origin(r), "most accurate within T" if r is choice else "")
+    table.caption = (f"the accuracy-latency front: {len(front.members)} non-dominated of {front.completed} completed "
+                     f"trials" + ("" if choice else f"; none within {front.target_ms:g} ms"))
     return table
 
 

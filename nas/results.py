@@ -6,7 +6,7 @@ module adds what needs nas's own types: a record's genotype, the study's reward,
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from nas.architecture import Architecture, read_architecture
 from nas.errors import StudyError, UsageError
 from nas.reward import Reward
-from search_spaces import SEED_NAMES, Genotype, seed_architecture
+from search_spaces import PAPER_NAMES, Genotype, seed_architecture
 from storage import Store, StudyRecord, TrialRecord
 from storage import latency as latency_store
 from storage.latency import TrialLatency
@@ -87,6 +87,55 @@ def rank(study: optuna.Study, reward: Reward, top: int | None = None,
     return scored[:top] if top else scored
 
 
+def is_pareto(study: optuna.Study) -> bool:
+    """Two objectives (accuracy up, latency down): the study's answer is a front, not one trial."""
+    return len(study.directions) == 2
+
+
+@dataclass(frozen=True)
+class Front:
+    """A Pareto study's non-dominated trials, fastest first, judged against a latency target.
+
+    Its members within the target are exactly Optuna's ``study.best_trials`` (the study's latency
+    constraint); the slower members stay, so another target can pick among them.
+    """
+
+    members: tuple[TrialRecord, ...]
+    target_ms: float
+    completed: int  # completed trials the front was taken from
+
+    @property
+    def choice(self) -> TrialRecord | None:
+        """The most accurate member within the target (the faster of equals), or None."""
+        within = [r for r in self.members if r.latency_ms <= self.target_ms]
+        return max(within, key=lambda r: (r.accuracy, -r.latency_ms), default=None)
+
+
+def _dominated(a: TrialRecord, b: TrialRecord) -> bool:
+    """``b`` is at least as accurate and as fast as ``a``, and better in one."""
+    return (b.accuracy >= a.accuracy and b.latency_ms <= a.latency_ms
+            and (b.accuracy > a.accuracy or b.latency_ms < a.latency_ms))
+
+
+def pareto_front(study: optuna.Study, target_ms: float | None = None,
+                 checks: dict[int, TrialLatency] | None = None) -> Front:
+    """The non-dominated completed trials of ``study`` by (accuracy, latency), fastest first;
+    ``target_ms`` defaults to the study's own target."""
+    done = [r for r in trial_records(study, checks)
+            if r.state == TrialState.COMPLETE.name and r.accuracy is not None and r.latency_ms is not None]
+    members = sorted((r for r in done if not any(_dominated(r, other) for other in done)),
+                     key=lambda r: (r.latency_ms, -r.accuracy, r.number))
+    return Front(tuple(members), target_ms or StudyRecord.from_study(study).target_latency_ms, len(done))
+
+
+def front_json(front: Front) -> dict[str, Any]:
+    """A front for ``--json``: each member under the contract's names, with whether it meets the target."""
+    choice = front.choice
+    return {"pareto": True, "target_latency_ms": front.target_ms, "completed": front.completed,
+            "choice": None if choice is None else choice.number,
+            "front": [{**record_json(r), "meets_target": r.latency_ms <= front.target_ms} for r in front.members]}
+
+
 def trial_architecture(study_name: str, record: TrialRecord) -> Architecture:
     """The same file `nas export --format json` writes for this trial."""
     provenance = {"study": study_name, **record.provenance()}
@@ -96,7 +145,7 @@ def trial_architecture(study_name: str, record: TrialRecord) -> Architecture:
 
 def resolve_architecture(ref: str, store: Store, study: str | None = None) -> Architecture:
     """``ref`` is a seed name, a trial number of the study, or an architecture JSON file."""
-    if ref in SEED_NAMES:
+    if ref in PAPER_NAMES:
         return Architecture(ref, seed_architecture(ref))
     if ref.isdigit():
         loaded = load_study(store, study)
@@ -112,5 +161,5 @@ def resolve_architecture(ref: str, store: Store, study: str | None = None) -> Ar
     if path.is_file():
         return read_architecture(path)
     raise UsageError(
-        f"{ref!r} is not a known architecture, a trial number or a file; known names: {', '.join(SEED_NAMES)}"
+        f"{ref!r} is not a known architecture, a trial number or a file; known names: {', '.join(PAPER_NAMES)}"
     )

@@ -46,6 +46,9 @@ class Reward:
         return accuracy * ratio ** (self.alpha if ratio <= 1.0 else self.beta)
 
     def describe(self) -> str:
+        """The formula as computed, for table headers: one ``w`` where both sides of T share it."""
         if self.kind == "tunas":
-            return f"tunas: ACC + {self.w:g}*|LAT/T - 1|"
+            return f"tunas: ACC - {abs(self.w):g}*|LAT/T - 1|"
+        if self.alpha == self.beta:
+            return f"{self.kind}: ACC*(LAT/T)^w, w = {self.w:g}"
         return f"{self.kind}: ACC*(LAT/T)^w, w = {self.alpha:g} if LAT <= T else {self.beta:g}"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import optuna
 import torch
 
+from nas.errors import UnbuildableArchitecture
 from nas.estimators import AccuracyEstimator, LatencyEstimator
 from nas.metrics import count_macs, count_params
 from nas.notes import upload_architecture
@@ -32,6 +33,17 @@ class _Stopwatch:
         now = time.perf_counter()
         self.seconds[phase] = self.seconds.get(phase, 0.0) + now - self._mark
         self._mark = now
+
+
+def _size(genotype: Genotype) -> int:
+    """The network's parameters, counted on the meta device (nothing is allocated); timm's own
+    errors here (often a bare ``AssertionError``) become a reason that says what failed."""
+    try:
+        with torch.device("meta"):
+            return count_params(build_model(genotype))
+    except Exception as err:
+        detail = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        raise UnbuildableArchitecture(f"timm cannot build this architecture ({detail})") from err
 
 
 @dataclass(frozen=True)
@@ -58,8 +70,7 @@ class TrialRunner:
         watch = _Stopwatch(started)
         watch.lap("sample_s")
         try:
-            with torch.device("meta"):  # size only: nothing is allocated
-                params = count_params(build_model(genotype))
+            params = _size(genotype)
             macs = count_macs(genotype, self.resolution)
             watch.lap("count_s")
             latency = self.latency.latency(genotype)

@@ -25,7 +25,7 @@ from nas.hybrid import Screen, run_hybrid
 from nas.estimators.latency import Table, choose_latency
 from nas.latency import device_fingerprint, measure_latency
 from nas.notes import TrialNotes
-from nas.results import rank, record_genotype
+from nas.results import Front, is_pareto, pareto_front, rank, record_genotype
 from nas.runner import TrialRunner
 from nas.study import FINISHED, HEARTBEAT_S, StudySpec, open_study, spent_budget, state_counts
 from search_spaces import build_model, get_space, seed_architecture
@@ -69,6 +69,7 @@ class SearchResult:
     best: list[tuple[float, TrialRecord]] = field(default_factory=list)
     latency_source: str = "measured"  # or "lut": trials predicted from the device's latency table
     checks: list[LatencyCheck] = field(default_factory=list)  # top trials measured for real at the end (lut)
+    front: Front | None = None  # a Pareto study's answer: its non-dominated trials, fastest first
 
 
 def make_sampler(config: SearchConfig, offset: int) -> optuna.samplers.BaseSampler:
@@ -165,30 +166,26 @@ def _announce(observer: SearchObserver, latency: LatencyEstimator, top: int) -> 
 
 
 def run_search(config: SearchConfig, store: Store, observer: SearchObserver | None = None, top: int = 3, *,
-               accuracy: AccuracyEstimator | None = None, latency: LatencyEstimator | None = None) -> SearchResult:
+               accuracy: AccuracyEstimator | None = None, latency: LatencyEstimator | None = None,
+               share: int | None = None) -> SearchResult:
     """Run (or resume) the search ``config`` describes until its budget is spent.
 
     The estimators come from ``config`` (``--estimator``; the device's table or measurement) unless
     given: a caller may hand in any ``AccuracyEstimator`` / ``LatencyEstimator``. With
     ``hybrid:PROXY:K`` the ``--trials`` candidates are screened by PROXY and the best K trained.
+    ``share``: at most this many trials in this process (a worker's part of the budget); ``top=0``
+    skips ranking and the final latency checks (a worker leaves them to the command that started it).
     """
     start = time.perf_counter()
     hybrid = parse_hybrid(config.estimator)
     screen = make_estimator(hybrid.screen, config.data, config.proxy.seed) if hybrid else None
-    if accuracy is None:  # bad --data fails before any write
-        spec = TRAINED if hybrid else config.estimator
-        accuracy = make_estimator(spec, config.data, config.proxy.seed, config.proxy, config.space)
-    if latency is None:
-        latency = choose_latency(store, config.latency, config.space, config.latency_mode)
-    study = open_search_study(config, store, latency.device, accuracy)
-    with warnings.catch_warnings():  # a killed worker's trial: FAIL and queued again before budgets are counted
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
-    enqueue_seeds(study, config.seed_archs)
+    study, accuracy, latency = prepare_search(config, store, accuracy=accuracy, latency=latency)
     if observer is not None:
         _announce(observer, latency, top)
     finished_before = len(study.get_trials(deepcopy=False, states=FINISHED))
     remaining = None if config.trials is None else max(0, config.trials - spent_budget(study))
+    if share is not None:
+        remaining = share if remaining is None else min(remaining, share)
     if observer is not None:
         observer.started(study, remaining if not hybrid else None, config.timeout_s)
     callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [TrialNotes(store.optuna(HEARTBEAT_S))]
@@ -210,8 +207,34 @@ def run_search(config: SearchConfig, store: Store, observer: SearchObserver | No
         budget = [MaxTrialsCallback(config.trials, states=(TrialState.COMPLETE, TrialState.PRUNED))] if config.trials else []
         optimize(runner, remaining, budget)
     ran = len(study.get_trials(deepcopy=False, states=FINISHED)) - finished_before
+    return search_result(config, store, study, latency, top, ran, start)
+
+
+def prepare_search(config: SearchConfig, store: Store, *, accuracy: AccuracyEstimator | None = None,
+                   latency: LatencyEstimator | None = None) -> tuple[optuna.Study, AccuracyEstimator, LatencyEstimator]:
+    """Choose the estimators, create or resume the study, fail a killed worker's trials and queue
+    the seed networks: done once, before any worker starts (workers racing to create Optuna's
+    schema on a fresh database crash)."""
+    if accuracy is None:  # bad --data fails before any write
+        spec = TRAINED if parse_hybrid(config.estimator) else config.estimator
+        accuracy = make_estimator(spec, config.data, config.proxy.seed, config.proxy, config.space)
+    if latency is None:
+        latency = choose_latency(store, config.latency, config.space, config.latency_mode)
+    study = open_search_study(config, store, latency.device, accuracy)
+    with warnings.catch_warnings():  # a killed worker's trial: FAIL and queued again before budgets are counted
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    enqueue_seeds(study, config.seed_archs)
+    return study, accuracy, latency
+
+
+def search_result(config: SearchConfig, store: Store, study: optuna.Study, latency: LatencyEstimator, top: int,
+                  ran: int, start: float) -> SearchResult:
+    """What a search ends with, however its trials ran: table-predicted leaders measured for real, the best."""
     use_table = isinstance(latency, Table)
-    checks = check_top(study, store, config, top) if use_table else []
-    best = rank(study, config.reward_fn, top, latency_store.trial_latencies(store, study.study_name))
+    checks = check_top(study, store, config, top) if use_table and top else []
+    measured = latency_store.trial_latencies(store, study.study_name)
+    best = rank(study, config.reward_fn, top, measured) if top else []
+    front = pareto_front(study, config.target_latency_ms, measured) if is_pareto(study) and top else None
     return SearchResult(study.study_name, str(store), ran, state_counts(study), time.perf_counter() - start, best,
-                        "lut" if use_table else "measured", checks)
+                        "lut" if use_table else "measured", checks, front)

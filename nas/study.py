@@ -71,9 +71,18 @@ def open_study(store: Store, spec: StudySpec, sampler: Callable[[int], optuna.sa
     return study, existing is None
 
 
+OUT_OF_MEMORY = ("can't allocate memory", "out of memory")  # torch's CPU and CUDA allocators say so
+
+
 def fail_reason(err: BaseException) -> str:
-    """What a FAIL trial stores: why, in one line (an interrupted trial is run again)."""
-    return INTERRUPTED if isinstance(err, KeyboardInterrupt) else f"{type(err).__name__}: {err}"[:500]
+    """What a FAIL trial stores: why, in one line (an interrupted trial is run again); running out
+    of memory is named first, since the allocator's words ("enforce fail at alloc_cpu.cpp") hide it."""
+    if isinstance(err, KeyboardInterrupt):
+        return INTERRUPTED
+    reason = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+    if isinstance(err, MemoryError) or any(sign in str(err).lower() for sign in OUT_OF_MEMORY):
+        reason = f"out of memory: {reason}"
+    return " ".join(reason.splitlines())[:500]
 
 
 def counts_against_budget(trial: FrozenTrial) -> bool:

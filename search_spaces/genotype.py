@@ -35,20 +35,22 @@ class Genotype:
     fix_stem: bool = False
 
     def __post_init__(self) -> None:
-        if self.family not in FAMILIES:
+        if not isinstance(self.family, str) or self.family not in FAMILIES:
             raise ValueError(f"unknown family {self.family!r}; expected one of {', '.join(FAMILIES)}")
-        if self.act not in NETWORK_ACTIVATIONS:
+        if not isinstance(self.act, str) or self.act not in NETWORK_ACTIVATIONS:
             raise ValueError(f"unknown activation {self.act!r}; expected one of {', '.join(NETWORK_ACTIVATIONS)}")
         if not self.stages or any(not stage for stage in self.stages):
             raise ValueError("a genotype needs at least one stage and no empty stage")
-        if self.stem_size < 1 or self.num_features < 0:
-            raise ValueError("stem_size must be >= 1 and num_features >= 0")
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (self.stem_size, self.num_features)) \
+                or self.stem_size < 1 or self.num_features < 0:
+            raise ValueError(f"stem_size must be an integer >= 1 and num_features one >= 0, got "
+                             f"{self.stem_size!r} and {self.num_features!r}")
 
     # --- timm's arch_def strings -------------------------------------------------------------
     @classmethod
     def from_arch_def(cls, arch_def: Sequence[Sequence[str]], **network: Any) -> Genotype:
         """Decode timm ``arch_def`` (a list of stages, each a list of block strings)."""
-        if isinstance(arch_def, str) or not all(
+        if not isinstance(arch_def, (list, tuple)) or not all(
             isinstance(stage, (list, tuple)) for stage in arch_def
         ):
             raise ValueError("arch_def must be a list of stages, each a list of block strings")

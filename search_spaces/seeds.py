@@ -6,6 +6,8 @@ the parameter count of ``timm.create_model(name)`` (the tests check all of them)
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 from search_spaces.genotype import Genotype
 
 _MBV2_SKELETON = [  # MobileNetV2, the skeleton MnasNet searches on
@@ -57,12 +59,57 @@ _SEEDS: dict[str, Genotype] = {
 }
 
 SEED_NAMES: tuple[str, ...] = tuple(_SEEDS)
+
+
+@dataclass(frozen=True)
+class WidthVariant:
+    """A seed network with every block's channels times ``multiplier``, rounded as timm's
+    ``round_channels``; whether the stem and the head conv scale too differs per timm generator."""
+
+    base: str
+    multiplier: float
+    scales_stem: bool
+    head: str  # "keep", or "at_least": max(head, rounded head), as timm's MobileNetV2
+
+
+# timm's width-multiplied paper networks (same names), so a search's target can be met by a paper
+# network of the right size: the baselines a found network has to beat at its own latency
+WIDTH_VARIANTS: dict[str, WidthVariant] = {
+    "mobilenetv2_050": WidthVariant("mobilenetv2_100", 0.5, True, "at_least"),
+    "mobilenetv2_075": WidthVariant("mobilenetv2_100", 0.75, True, "at_least"),
+    "mobilenetv2_140": WidthVariant("mobilenetv2_100", 1.4, True, "at_least"),
+    "mnasnet_050": WidthVariant("mnasnet_100", 0.5, True, "keep"),
+    "mnasnet_075": WidthVariant("mnasnet_100", 0.75, True, "keep"),
+    "semnasnet_075": WidthVariant("semnasnet_100", 0.75, True, "keep"),
+    "mobilenetv3_large_075": WidthVariant("mobilenetv3_large_100", 0.75, True, "keep"),
+    "mobilenetv3_small_050": WidthVariant("mobilenetv3_small_100", 0.5, False, "keep"),
+    "mobilenetv3_small_075": WidthVariant("mobilenetv3_small_100", 0.75, True, "keep"),
+}
+PAPER_NAMES: tuple[str, ...] = SEED_NAMES + tuple(WIDTH_VARIANTS)  # every name seed_architecture knows
+
+
+def _width_variant(variant: WidthVariant) -> Genotype:
+    from search_spaces.timm_adapter import round_width  # timm (and torch) load only when a variant is asked for
+
+    base = _SEEDS[variant.base]
+    stages = tuple(tuple(block.with_(out_chs=round_width(block.out_chs, variant.multiplier)) for block in stage)
+                   for stage in base.stages)
+    head = base.num_features
+    if variant.head == "at_least":
+        head = max(head, round_width(head, variant.multiplier))
+    stem = round_width(base.stem_size, variant.multiplier) if variant.scales_stem else base.stem_size
+    return replace(base, stages=stages, stem_size=stem, num_features=head)
+
+
 MOBILENETV2_SKELETON: tuple[tuple[str, ...], ...] = tuple(tuple(s) for s in _MBV2_SKELETON)
 
 
 def seed_architecture(name: str) -> Genotype:
-    """The genotype of a paper's network by its timm name; the error lists the valid names."""
+    """The genotype of a paper's network (or a width variant of it) by its timm name; the error
+    lists the valid names."""
+    if name in WIDTH_VARIANTS:
+        return _width_variant(WIDTH_VARIANTS[name])
     try:
         return _SEEDS[name]
     except KeyError:
-        raise ValueError(f"unknown architecture {name!r}; known: {', '.join(SEED_NAMES)}") from None
+        raise ValueError(f"unknown architecture {name!r}; known: {', '.join(PAPER_NAMES)}") from None

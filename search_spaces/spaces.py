@@ -16,7 +16,6 @@ from typing import Protocol
 from search_spaces.blocks import Block, decode
 from search_spaces.genotype import Genotype
 from search_spaces.seeds import MOBILENETV2_SKELETON
-from search_spaces.timm_adapter import round_width
 
 
 class Suggester(Protocol):
@@ -93,6 +92,8 @@ class FactorizedSpace:
                     yield self.sample(_Fixed(params))
 
     def sample(self, trial: Suggester) -> Genotype:
+        from search_spaces.timm_adapter import round_width  # timm's rounding: torch loads only when sampling
+
         stages = []
         for i, (repeats, stride, channels) in enumerate(self.skeleton):
             pick = {k: trial.suggest_categorical(f"s{i}_{k}", list(v)) for k, v in self._choices(i).items()}

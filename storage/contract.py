@@ -23,6 +23,23 @@ INTERRUPTED = "interrupted"  # the fail_reason of a trial stopped by Ctrl-C or a
 LATENCY_CONSTRAINT = "latency_ms"  # a Pareto trial's constraint: its latency minus the target (feasible <= 0)
 PARETO_METRICS = ("accuracy", "latency_ms")  # a Pareto study's objective names, as optuna-dashboard shows them
 REWARD_METRICS = ("reward",)
+# a NetAdapt refinement's trials that are not shrinking proposals (``TrialRecord.proposal``): the start network,
+# and the start and the result after the same long fine-tuning, measured side by side
+REFINE_START, REFINE_BASELINE, REFINE_FINAL = "start", "baseline", "final"
+# fields added to the device fingerprint after devices were stored, with the value every fingerprint
+# stored before them was measured with: a fingerprint that lacks one is read with this value
+DEVICE_IMPLIED = {"allocator": "kept"}
+
+
+def read_device(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored device fingerprint with the fields older versions left implied filled in."""
+    return {**DEVICE_IMPLIED, **fingerprint}
+
+
+def device_identity(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
+    """The fingerprint as devices were keyed before a field was added: equal for an old and a new
+    fingerprint of the same device, so tables stored before the field are still found."""
+    return {k: v for k, v in fingerprint.items() if DEVICE_IMPLIED.get(k, object()) != v}
 
 
 @dataclass(frozen=True)
@@ -59,6 +76,10 @@ class TrialRecord:
     depth: float | None = None
     width: float | None = None
     proxy_resolution: int | None = None
+    # a NetAdapt refinement's step (`nas refine`); its path is the chain of parents from "final"
+    parent: int | None = None  # the trial of the same study whose weights this one inherits
+    iteration: int | None = None  # 0: the start network; i: the i-th shrinking step
+    proposal: str | None = None  # REFINE_START/BASELINE/FINAL, or what shrank: "expand 3.1 384->256", "width 3.0-3.3 64->56"
 
     @classmethod
     def from_trial(cls, trial: Any) -> TrialRecord:
@@ -71,6 +92,8 @@ class TrialRecord:
     def from_attrs(cls, user_attrs: Mapping[str, Any]) -> TrialRecord:
         """Read the attributes alone (a running ``optuna.Trial``'s ``user_attrs``)."""
         attrs = {k: v for k, v in user_attrs.items() if k in _TRIAL_ATTRS}
+        if attrs.get("device"):
+            attrs["device"] = read_device(attrs["device"])
         if "latency_ms" in attrs:  # before latency tables existed every latency was measured
             attrs.setdefault("latency_source", "measured")
         return cls(**attrs)
@@ -120,11 +143,15 @@ class StudyRecord:
     base_resolution: int | None = None
     grid: dict[str, Any] | None = None
     base_latency_ms: float | None = None
+    refine: dict[str, Any] | None = None  # a NetAdapt refinement's schedule, selection rule and tuning budgets
 
     @classmethod
     def from_study(cls, study: Any) -> StudyRecord:
         """Read an ``optuna.Study`` (or a ``FrozenStudy``)."""
-        return cls(**{k: v for k, v in study.user_attrs.items() if k in _STUDY_ATTRS})
+        attrs = {k: v for k, v in study.user_attrs.items() if k in _STUDY_ATTRS}
+        if attrs.get("device"):
+            attrs["device"] = read_device(attrs["device"])
+        return cls(**attrs)
 
     def to_attrs(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -146,8 +173,9 @@ class StudyRecord:
         for key in keys:
             if key == "estimator":
                 continue
-            if getattr(stored, key) is not None and getattr(stored, key) != getattr(self, key):
-                return key, getattr(stored, key), getattr(self, key)
+            ours = read_device(self.device) if key == "device" and self.device else getattr(self, key)  # as stored ones are read
+            if getattr(stored, key) is not None and getattr(stored, key) != ours:
+                return key, getattr(stored, key), ours
         if "estimator" in keys and stored.estimator_name is not None and stored.estimator_name != self.estimator_name:
             return "estimator", stored.estimator_name, self.estimator_name
         return None

@@ -17,12 +17,15 @@ from typing import Any
 from sqlalchemy import JSON, Float, ForeignKey, Integer, String, UniqueConstraint, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
+from storage.contract import device_identity
 from storage.schema import Base, UTCDateTime, upsert, utcnow
 from storage.store import Store
 
 
 def device_key(fingerprint: dict[str, Any]) -> str:
-    return hashlib.sha1(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+    """The table's key: a field added later is keyed only where it differs from what older tables
+    were measured with, so they keep their key (``contract.device_identity``)."""
+    return hashlib.sha1(json.dumps(device_identity(fingerprint), sort_keys=True).encode()).hexdigest()[:16]
 
 
 class LatencyTable(Base):
@@ -107,17 +110,20 @@ def load_entries(store: Store, table_id: int) -> dict[str, tuple[float, int]]:
 
 def record_pass(store: Store, table_id: int, key: str, passes: int, *, latency_ms: float, spread_ms: float,
                 load_avg: float, params: int) -> None:
-    """Store round ``passes`` of one entry's measurement: the entry keeps the fastest round."""
+    """Store round ``passes`` of one entry's measurement: the entry keeps the fastest round.
+
+    Insert-or-nothing first, then the row read locked: the write opens the transaction (SQLite runs
+    a lone SELECT outside one), so two builds of one table take turns on the entry and neither's
+    faster round or later pass count is lost."""
     with store.session() as db:
+        upsert(db, LatencyEntry, {"table_id": table_id, "key": key},
+               dict(passes=passes, latency_ms=latency_ms, spread_ms=spread_ms, load_avg=load_avg, params=params),
+               update=False)
         entry = db.scalar(select(LatencyEntry).where(LatencyEntry.table_id == table_id, LatencyEntry.key == key)
                           .with_for_update())
-        if entry is None:
-            upsert(db, LatencyEntry, {"table_id": table_id, "key": key},
-                   dict(passes=passes, latency_ms=latency_ms, spread_ms=spread_ms, load_avg=load_avg, params=params))
-            return
         if latency_ms < entry.latency_ms:
             entry.latency_ms, entry.spread_ms, entry.load_avg, entry.params = latency_ms, spread_ms, load_avg, params
-        entry.passes = passes
+        entry.passes = max(entry.passes, passes)
 
 
 def entry_passes(store: Store, table_id: int) -> dict[str, int]:

@@ -22,7 +22,7 @@ from sqlalchemy import DateTime
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from storage.database import StorageError, engine_kwargs, check_url
+from storage.database import StorageError, check_url, database_error, engine_kwargs
 
 
 class Base(DeclarativeBase):
@@ -56,8 +56,8 @@ def _create_tables(url: str) -> sessionmaker[Session]:
             reason = str(getattr(err, "orig", err)).strip().splitlines()[0]
             if attempt == 0 and "already exists" in reason:
                 continue  # another process made them between our check and our CREATE: check again
-            raise StorageError(f"cannot create nas tables in {parsed.render_as_string(hide_password=True)}: "
-                               f"{reason}") from err
+            fault = database_error(err, url)
+            raise StorageError(f"cannot create nas tables in {fault}", fault.fault) from err
     return sessionmaker(engine, expire_on_commit=False)
 
 
@@ -74,6 +74,33 @@ def upsert(db: Session, table: type[Base], keys: dict[str, Any], values: dict[st
     db.execute(statement)
 
 
+@lru_cache(maxsize=16)
+def _reader(url: str) -> sqlalchemy.Engine:
+    """An engine that makes no table; one connection per session (``NullPool``), so the temporary
+    tables of ``read_session`` end with it and never hide tables made later in the process."""
+    parsed = check_url(url)
+    return sqlalchemy.create_engine(parsed, poolclass=sqlalchemy.NullPool, **engine_kwargs(parsed))
+
+
+@contextmanager
+def read_session(url: str) -> Iterator[Session]:
+    """A session for commands that only read: it never writes to the database, so it creates none of
+    our tables. Those the database lacks (one only Optuna wrote) read as empty: temporary tables of
+    this connection stand in for them, in SQLite's separate temp database or PostgreSQL's session schema."""
+    try:
+        with _reader(url).connect() as conn:
+            present = set(sqlalchemy.inspect(conn).get_table_names())
+            stand_ins = sqlalchemy.MetaData()
+            for table in Base.metadata.sorted_tables:
+                if table.name not in present:  # columns only: a temporary table may not refer to a real one
+                    columns = [sqlalchemy.Column(c.name, c.type, primary_key=c.primary_key) for c in table.columns]
+                    sqlalchemy.Table(table.name, stand_ins, *columns, prefixes=["TEMPORARY"]).create(conn)
+            with Session(bind=conn) as db:
+                yield db
+    except (SQLAlchemyError, sqlite3.Error) as err:
+        raise database_error(err, url) from err
+
+
 @contextmanager
 def session(url: str) -> Iterator[Session]:
     """A transaction on ``url`` (tables created on first use): commit on success, else roll back."""
@@ -82,5 +109,4 @@ def session(url: str) -> Iterator[Session]:
         with factory.begin() as db:
             yield db
     except (SQLAlchemyError, sqlite3.Error) as err:
-        reason = str(getattr(err, "orig", err)).strip().splitlines()[0]
-        raise StorageError(f"database error: {reason}") from err
+        raise database_error(err, url) from err

@@ -21,6 +21,7 @@ NO_PUBLIC_API = {
     "from timm.models._efficientnet_blocks import ...": "the SE module timm's MBConv blocks use, not exported",
     "from optuna_dashboard import _note": "optuna-dashboard has no hook for its note lookup (dashboards/attr_index.py)",
     "from optuna_dashboard import _serializer": "... nor for its attribute serializer",
+    "from typer._click.exceptions import ...": "typer vendors click and exports no usage error to print in one line",
 }
 
 

@@ -1,26 +1,91 @@
 """The ``nas`` command: parses flags into the Python API and prints its results.
 
-Every error the user can fix becomes one line on stderr and exit code 2, never a traceback.
-Each module registers its sub-commands on the one Typer app when imported.
+Every error the user can fix becomes one line on stderr and an exit code from ``nas.errors``
+(2 for bad input, 3-7 for database faults), never a traceback. Each module registers its
+sub-commands on the one Typer app when imported.
 """
 
 from __future__ import annotations
 
+import signal
+import sqlite3
 import sys
+import threading
 
-from nas.cli import dashboard, estimators, latency, models, scale, search, supernet  # noqa: F401 -- each registers its commands
+from sqlalchemy.exc import SQLAlchemyError
+from typer import Abort
+from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer vendors click and re-exports neither
+
+from nas.cli import dashboard, estimators, latency, models, refine, scale, search, supernet  # noqa: F401 -- each registers its commands
 from nas.cli.common import app
-from nas.errors import NasError
-from storage import StorageError
+from nas.errors import EXIT_DATABASE, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, NasError
+from storage import StorageError, database_error, resolve_url
+
+_TERMINATED = threading.Event()
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM takes Ctrl-C's path (the running trial is queued again, the resume line printed)."""
+    _TERMINATED.set()
+    raise KeyboardInterrupt
+
+
+def _caused_by_database(error: BaseException | None) -> bool:
+    """Whether a driver error is at the root of ``error`` (Optuna wraps them in its own)."""
+    while error is not None:
+        if isinstance(error, (SQLAlchemyError, sqlite3.Error)):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _storage_flag() -> str | None:
+    """The command's ``--storage`` value, to name the database a fault happened in."""
+    args = sys.argv[1:]
+    for i, arg in enumerate(args):
+        if arg.startswith("--storage="):
+            return arg.split("=", 1)[1]
+        if arg == "--storage" and i + 1 < len(args):
+            return args[i + 1]
+    return None
+
+
+def _usage_line(error: UsageError) -> str:
+    """Click's three-line usage error as one line that says where the accepted values are."""
+    command = error.ctx.command_path if error.ctx is not None else "nas"
+    return f"error: {error.format_message()} (see `{command} --help`)"
 
 
 def main() -> None:
-    """Entry point: user-fixable errors print one line and exit 2."""
+    """Entry point: user-fixable errors print one line and exit with their code; SIGTERM exits 143."""
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
+    _TERMINATED.clear()
     try:
-        app()
-    except (NasError, StorageError) as error:
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as error:  # a command group alone: its help, as click prints it
+        error.show()
+        code = EXIT_USAGE
+    except UsageError as error:
+        print(_usage_line(error), file=sys.stderr)
+        code = EXIT_USAGE
+    except NasError as error:
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:  # commands with something to resume say how themselves; this catches the rest
+        code = EXIT_USAGE
+    except StorageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        code = EXIT_DATABASE[error.fault]
+    except Exception as error:  # a database fault in the middle of a command, maybe wrapped by Optuna
+        if not _caused_by_database(error):
+            raise
+        fault = database_error(error, resolve_url(_storage_flag()))
+        print(f"error: {fault}", file=sys.stderr)
+        code = EXIT_DATABASE[fault.fault]
+    except (KeyboardInterrupt, Abort):  # commands with something to resume say how themselves
         print("interrupted: what finished is stored; run the same command again to resume", file=sys.stderr)
-        sys.exit(130)
+        code = EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if _TERMINATED.is_set():
+        code = EXIT_TERMINATED
+    sys.exit(code or 0)

@@ -26,6 +26,8 @@ def dashboard(
     storage: StorageOpt = None,
     port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
     host: Annotated[str, typer.Option(help="address to bind; anything but loopback exposes every study, unauthenticated")] = "127.0.0.1",
+    allow_remote: Annotated[bool, typer.Option("--allow-remote", help="allow a --host other than loopback "
+                                                                      "(optuna-dashboard has no authentication)")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Serve optuna-dashboard on the study database, with each trial's note and artifacts (no authentication)."""
@@ -33,9 +35,13 @@ def dashboard(
     from nas.notes import artifact_dir
     from storage import Store
 
-    store = Store.open(storage)  # a bad URL fails here, in one line, before the server starts
+    store = Store.open(storage, create=False)  # a bad URL fails here, in one line, before the server starts
     if not 0 < port < 65536:
         raise UsageError(f"--port must be between 1 and 65535, got {port}")
+    if not _is_loopback(host) and not allow_remote:
+        raise UsageError(f"--host {host}: optuna-dashboard has no authentication, so anyone who reaches it can read, "
+                         "change and delete every study; add --allow-remote to serve there anyway, or keep 127.0.0.1 "
+                         "and use an SSH tunnel")
     store.optuna()  # a database Optuna cannot use fails here too, before the banner
     artifacts = artifact_dir(store.url)
     if not _is_loopback(host):
@@ -62,13 +68,14 @@ def report(
     study: StudyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write one self-contained HTML report of a study: accuracy vs latency, history, latency model, scaling."""
+    """Write one self-contained HTML report of a study: accuracy vs latency, history, latency model, scaling,
+    and the path of every refinement (`nas refine`) in the database."""
     from dashboards.report import ReportError, build_report, write_html, write_pngs
     from nas.results import load_study
     from storage import Store
 
     start = time.perf_counter()
-    store = Store.open(storage)
+    store = Store.open(storage, create=False)
     loaded = load_study(store, study)
     built = build_report(loaded, store)
     try:

@@ -1,4 +1,5 @@
-"""`nas latency build|validate|predict|devices`: learn a device once, then predict in microseconds."""
+"""`nas latency build|validate|predict|devices|check`: learn a device once, predict in microseconds,
+and check an exported network's latency where it is deployed."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from nas.cli.common import JsonOpt, StorageOpt, StudyOpt, app, err, out, print_json
+from nas.errors import UsageError
 
 latency_app = typer.Typer(no_args_is_help=True, help="Per-device latency tables: measure every layer once, then predict.")
 app.add_typer(latency_app, name="latency")
 
 BackendOpt = Annotated[str, typer.Option(help="torch (eager, default) | onnxruntime | cuda")]
 ThreadsOpt = Annotated[int, typer.Option(help="CPU threads")]
+AllocatorOpt = Annotated[str, typer.Option(help="kept (glibc keeps freed memory, nas's default) | default (a plain process)")]
 SpaceOpt = Annotated[str, typer.Option(help="search space (see `nas spaces`)")]
 TableResolutionOpt = Annotated[int, typer.Option("--resolution", help="input size the table is for")]
 
@@ -42,10 +45,10 @@ class _Bars:
         self.progress.stop()
 
 
-def _settings(backend: str, threads: int, resolution: int):
+def _settings(backend: str, threads: int, resolution: int, allocator: str):
     from nas.latency import LatencySettings
 
-    return LatencySettings.for_backend(backend, threads=threads, resolution=resolution)
+    return LatencySettings.for_backend(backend, threads=threads, resolution=resolution, allocator=allocator)
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ def build(
     space: SpaceOpt = "mbconv",
     backend: BackendOpt = "torch",
     threads: ThreadsOpt = 1,
+    allocator: AllocatorOpt = "kept",
     resolution: TableResolutionOpt = 224,
     calibration: Annotated[int, typer.Option(help="whole networks measured to calibrate the sum of layers")] = 60,
     storage: StorageOpt = None,
@@ -88,7 +92,7 @@ def build(
     from storage import Store
 
     store = Store.open(storage)
-    settings = _settings(backend, threads, resolution)
+    settings = _settings(backend, threads, resolution, allocator)
     try:
         with _Bars() as bars:
             result = build_table(store, space, settings, calibration_samples=calibration, progress=None if as_json else bars)
@@ -112,6 +116,7 @@ def validate(
     samples: Annotated[int, typer.Option(help="random networks of the space, never used in calibration")] = 100,
     backend: BackendOpt = "torch",
     threads: ThreadsOpt = 1,
+    allocator: AllocatorOpt = "kept",
     resolution: TableResolutionOpt = 224,
     plot: Annotated[Optional[Path], typer.Option("-o", "--plot", help="scatter plot (HTML) [default: latency-validation-SPACE.html]")] = None,
     png: Annotated[bool, typer.Option(help="also write the plot as PNG")] = False,
@@ -124,7 +129,7 @@ def validate(
     from storage import Store
 
     store = Store.open(storage)
-    settings = _settings(backend, threads, resolution)
+    settings = _settings(backend, threads, resolution, allocator)
     try:
         with _Bars() as bars:
             report = validate_table(store, space, settings, samples=samples, progress=None if as_json else bars)
@@ -162,6 +167,7 @@ def predict(
     space: Annotated[Optional[str], typer.Option(help="whose calibration to use [default: the trial's space, else the table's]")] = None,
     backend: BackendOpt = "torch",
     threads: ThreadsOpt = 1,
+    allocator: AllocatorOpt = "kept",
     resolution: Annotated[Optional[int], typer.Option(help="input size [default: the architecture's, else 224]")] = None,
     fill: Annotated[bool, typer.Option(help="measure layers the table lacks (this device, needs an idle CPU)")] = True,
     measure: Annotated[bool, typer.Option(help="also measure the whole network, to compare")] = False,
@@ -178,7 +184,7 @@ def predict(
 
     store = Store.open(storage)
     arch = resolve_architecture(ref, store, study)
-    settings = _settings(backend, threads, resolution or arch.input_size())
+    settings = _settings(backend, threads, resolution or arch.input_size(), allocator)
     predictor = load_predictor(store, settings, space or arch.provenance.get("space"))
     if fill:
         with _Bars() as bars:
@@ -237,3 +243,41 @@ def devices(storage: StorageOpt = None, as_json: JsonOpt = False) -> None:
                 f"{100 * valid.within_10pct:.0f}% / {100 * valid.within_5pct:.0f}% of {valid.samples}" if valid else "not validated",
             )
     out.print(table)
+
+
+def _environment(assignments: list[str], unset: list[str]) -> dict[str, str]:
+    """This process's environment with ``NAME=VALUE`` assignments applied and ``unset`` names removed."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    for item in assignments:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--env takes NAME=VALUE, got {item!r}")
+        env[name] = value
+    return env
+
+
+@latency_app.command()
+def check(
+    model: Annotated[Path, typer.Argument(help="an exported network: .onnx, TorchScript .pt, or a timm folder (local-dir:)")],
+    env: Annotated[Optional[list[str]], typer.Option("--env", help="NAME=VALUE set in the timing process (repeatable)")] = None,
+    unset: Annotated[Optional[list[str]], typer.Option("--unset", help="variable removed from its environment (repeatable)")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="intra-op threads [default: those nas measured with, else 1]")] = None,
+    resolution: Annotated[Optional[int], typer.Option(help="input size [default: the export's]")] = None,
+    passes: Annotated[int, typer.Option(help="passes of 10 warm-up and 30 timed runs; the fastest median counts")] = 3,
+    as_json: JsonOpt = False,
+) -> None:
+    """Time MODEL as a deployment runs it (a fresh process, only its runtime loaded, this environment
+    or the one given) next to the latency nas measured for it, with the ratio."""
+    from nas.latency.deployment import check_deployed
+
+    result = check_deployed(model, _environment(env or [], unset or []), threads=threads, resolution=resolution,
+                            passes=passes)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    out.print(result.summary())
+    if result.ratio is not None and result.ratio > 1.1 and result.allocator != (result.nas_device or {}).get("allocator"):
+        out.print(f"this environment runs allocator {result.allocator!r}, nas measured with "
+                  f"{result.nas_device['allocator']!r}: its DEPLOY.md gives the environment that reproduces nas's figure")

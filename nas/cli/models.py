@@ -87,11 +87,14 @@ def export(
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="file (folder for timm) [default: nas_NAME.EXT here]")] = None,
     resolution: Annotated[Optional[int], typer.Option(help="input size of the exported graph [default: the architecture's, else 224]")] = None,
     num_classes: Annotated[int, typer.Option(help="classes of an untrained export (a checkpoint keeps its own)")] = 1000,
+    threads: Annotated[int, typer.Option(help="CPU threads the model is timed with, and deployed with (DEPLOY.md)")] = 1,
+    allocator: Annotated[str, typer.Option(help="kept | default: the allocator it is timed with (DEPLOY.md)")] = "kept",
     storage: StorageOpt = None,
     study: StudyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write an architecture (with trained weights when REF is a `nas train` checkpoint) as FORMAT."""
+    """Write an architecture (with trained weights when REF is a `nas train` checkpoint) as FORMAT;
+    a model is timed with its runtime and DEPLOY.md beside it says how to reproduce that latency."""
     from nas.export import FORMATS, export as run_export, load_network
     from storage import Store
 
@@ -101,7 +104,7 @@ def export(
     if num_classes < 1:
         raise UsageError(f"--num-classes must be >= 1, got {num_classes}")
     network = load_network(ref, store, study, num_classes=num_classes)
-    result = run_export(network, fmt, output, resolution)
+    result = run_export(network, fmt, output, resolution, threads=threads, allocator=allocator)
     if as_json:
         print_json({"name": network.arch.name, **asdict(result)})
         return
@@ -109,6 +112,9 @@ def export(
     weights = "trained" if result.trained else "untrained (seeded init)"
     out.print(f"wrote {result.path} ({fmt}, {weights}, {result.resolution}x{result.resolution}, "
               f"{result.num_classes} classes{check})")
+    if result.deploy_notes is not None:
+        out.print(f"nas measured {result.latency_ms:.2f} ms with its runtime; how to deploy at that latency: "
+                  f"{result.deploy_notes} (check it: `nas latency check {result.path}`)")
 
 
 @app.command()
@@ -169,7 +175,8 @@ def train(
 
 @app.command()
 def baselines(
-    models: Annotated[Optional[list[str]], typer.Option("--models", help="baseline to train (repeatable) [default: all]")] = None,
+    models: Annotated[Optional[list[str]], typer.Option("--models", help="baseline to train (repeatable) [default: the "
+                                                        "papers' networks; width variants such as mobilenetv2_075 by name]")] = None,
     data: Annotated[str, typer.Option(help="digits | mnist | a folder of class sub-folders")] = "digits",
     epochs: Annotated[str, typer.Option(help="auto (BiT-HyperRule) or N")] = "auto",
     resolution: Annotated[str, typer.Option(help="auto (BiT-HyperRule) or N (a multiple of 32)")] = "auto",
@@ -188,7 +195,7 @@ def baselines(
     as_json: JsonOpt = False,
 ) -> None:
     """Train the papers' networks with `nas train`'s recipe and store them beside found architectures."""
-    from nas.baselines import BASELINES, run_baselines
+    from nas.baselines import DEFAULT_BASELINES, run_baselines
     from storage import Store
 
     store = Store.open(storage)
@@ -205,7 +212,7 @@ def baselines(
         return bars[-1]
 
     try:
-        records = run_baselines(list(models or BASELINES), settings, output, store, resolution=latency_resolution,
+        records = run_baselines(list(models or DEFAULT_BASELINES), settings, output, store, resolution=latency_resolution,
                                 observer_for=observer_for)
     finally:
         if bars:

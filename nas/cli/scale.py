@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from nas.cli.common import JsonOpt, StorageOpt, StudyOpt, app, err, out, print_json
+from nas.cli.common import JsonOpt, StorageOpt, StudyOpt, app, err, open_hints, out, print_json
 
 scale_app = typer.Typer(no_args_is_help=True, help="Compound scaling (EfficientNet): the alpha/beta/gamma grid, "
                                                     "families of scaled networks, one scaled network.")
@@ -156,7 +156,8 @@ def grid(
                       f"(trial {p.trial}: acc {100 * p.accuracy:.1f}%, {p.latency_ms:.2f} ms, {fmt_count(p.macs)} MACs)")
     if result.plot:
         out.print(f"plot: {result.plot}")
-    out.print(f"open in the dashboard:  nas dashboard --storage {result.storage_url}")
+    for line in open_hints(storage, result.storage_url, result.study_name):
+        out.print(line, soft_wrap=True, highlight=False)
 
 
 @scale_app.command()

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import sys
 import time
 import warnings
 from dataclasses import asdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from nas.cli.common import JsonOpt, StorageOpt, StudyOpt, app, err, out, print_json
+from nas.cli.common import JsonOpt, StorageOpt, StudyOpt, app, err, open_hints, out, print_json
 from nas.errors import UsageError
 
 if TYPE_CHECKING:
+    from nas.config import SearchConfig
+    from nas.search import SearchResult
     from storage import Store
 
 
@@ -25,14 +25,6 @@ def _ranked_json(ranked) -> list[dict[str, Any]]:
     from nas.results import record_json
 
     return [{"rank": i, **record_json(record), "reward": score} for i, (score, record) in enumerate(ranked, 1)]
-
-
-def _nas_command() -> str:
-    """How to call nas again: `nas` when on PATH, else this program's path (an unactivated venv)."""
-    import shutil
-
-    program = Path(sys.argv[0])
-    return "nas" if shutil.which("nas") == str(program.resolve()) or program.name != "nas" else str(program)
 
 
 class _ProgressObserver:
@@ -71,7 +63,7 @@ class _ProgressObserver:
     def _best(study) -> str:
         try:
             if len(study.directions) > 1:
-                return f"front of {len(study.best_trials)}"
+                return f"front within T: {len(study.best_trials)}"  # Optuna's best_trials honour the latency constraint
             return f"{study.best_value:.4f}"
         except ValueError:
             return "-"
@@ -113,14 +105,21 @@ def search(
     seed: Annotated[int, typer.Option(help="sampler seed")] = 0,
     seed_arch: Annotated[Optional[list[str]], typer.Option("--seed-arch", help="enqueue a paper network first (repeatable)")] = None,
     data: Annotated[str, typer.Option(help="digits | mnist | a folder of class sub-folders")] = "digits",
-    epochs: Annotated[int, typer.Option(help="proxy training epochs")] = 4,
+    epochs: Annotated[int, typer.Option(help="proxy training epochs (1: the best order measured within ~10 s a network)")] = 1,
     batch_size: Annotated[int, typer.Option(help="proxy training batch size")] = 32,
     proxy_resolution: Annotated[int, typer.Option(help="proxy training image size")] = 16,
     resolution: Annotated[int, typer.Option(help="latency input size (RGB)")] = 224,
     threads: Annotated[int, typer.Option(help="CPU threads for latency")] = 1,
     backend: Annotated[str, typer.Option(help="latency backend: torch (eager, default) | onnxruntime | cuda")] = "torch",
+    allocator: Annotated[str, typer.Option(help="kept (glibc keeps freed memory, as deployed with DEPLOY.md's "
+                                                "environment) | default (a plain process)")] = "kept",
     latency: Annotated[str, typer.Option(help="auto (the device's latency table when built, else measure) | lut | measure")] = "auto",
     top: Annotated[int, typer.Option(help="best architectures to print")] = 3,
+    workers: Annotated[int, typer.Option(help="trials at once: worker processes on one study (local; needs a database "
+                                              "server for > 1) or Ray Tune trials (ray)")] = 1,
+    runner: Annotated[str, typer.Option(help="local (worker processes) | ray (Ray Tune trials)")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="a Ray cluster: auto | ray://HOST:10001 "
+                                                       "[default: start Ray on this machine]")] = None,
     storage: StorageOpt = None,
     study: Annotated[Optional[str], typer.Option(help="study name [default: SPACE-Tms-REWARD]")] = None,
     as_json: JsonOpt = False,
@@ -129,8 +128,8 @@ def search(
     from nas.config import DEFAULT_TRIALS, SearchConfig
     from nas.latency import LatencySettings
     from nas.proxy import ProxySettings
-    from nas.search import run_search
     from nas.units import parse_duration_s, parse_latency_ms
+    from nas.workers import ScaleOut, search as run_search
     from storage import Store
 
     import optuna
@@ -141,15 +140,18 @@ def search(
         trials=trials if trials is not None else (None if timeout_s else DEFAULT_TRIALS), timeout_s=timeout_s,
         reward=reward, reward_weight=reward_weight, objective=objective, sampler=sampler, pruner=pruner,
         seed=seed, study=study, estimator=estimator, seed_archs=tuple(seed_arch or ()), data=data,
-        latency=LatencySettings.for_backend(backend, resolution=resolution, threads=threads), latency_mode=latency,
+        latency=LatencySettings.for_backend(backend, resolution=resolution, threads=threads, allocator=allocator),
+        latency_mode=latency,
         proxy=ProxySettings(epochs=epochs, batch_size=batch_size, resolution=proxy_resolution),
     )
+    scale = ScaleOut(workers=workers, runner=runner, ray_address=ray_address)
     store = Store.open(storage)
+    scale.check(config, store)  # before the progress bar starts
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress bar reports each trial
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     observer = _ProgressObserver(err) if not as_json else None
     try:
-        result = run_search(config, store, observer, top=top)
+        result = run_search(config, store, scale, observer, top=top)
     except KeyboardInterrupt:
         err.print("interrupted: every finished trial is stored; run the same command to resume")
         raise typer.Exit(130) from None
@@ -157,28 +159,43 @@ def search(
         if observer:
             observer.stop()
     if as_json:
+        from nas.results import front_json
+
+        answer = front_json(result.front) if result.front is not None else {"pareto": False, "best": _ranked_json(result.best)}
         print_json({"study": result.study_name, "storage": result.storage_url, "ran": result.ran,
                     "counts": result.counts, "wall_s": result.wall_s, "latency_source": result.latency_source,
-                    "checks": [{**asdict(c), "error_pct": c.error_pct} for c in result.checks],
-                    "best": _ranked_json(result.best)})
+                    "checks": [{**asdict(c), "error_pct": c.error_pct} for c in result.checks], **answer})
         return
-    from nas.render import block_table, ranking_table
+    _print_closing(result, config, store, storage)
+
+
+def _print_closing(result: SearchResult, config: SearchConfig, store: Store, storage: str | None) -> None:
+    """What the search found (a Pareto study's front, else the best by reward) and how to open it."""
+    from nas.render import block_table, front_table, ranking_table
     from nas.results import record_genotype
 
     out.print(f"study {result.study_name!r}: {result.ran} trial(s) run now in {result.wall_s:.0f} s; "
               f"stored: {', '.join(f'{n} {k.lower()}' for k, n in result.counts.items())}")
     if result.ran == 0 and config.trials is not None and not result.counts.get("RUNNING"):
         out.print(f"the study already holds {config.trials} finished trials; pass a larger --trials to search on")
-    if result.best:
+    chosen, title = None, ""
+    if result.front is not None and result.front.members:
+        out.print(front_table(result.front, f"accuracy-latency front, T = {result.front.target_ms:g} ms"))
+        chosen = result.front.choice
+        title = f"most accurate within T: trial {chosen.number}" if chosen else ""
+    elif result.front is None and result.best:
         out.print(ranking_table(result.best, f"best by {config.reward_fn.describe()}, T = {config.target_latency_ms:g} ms",
                                 config.target_latency_ms))
-        _, record = result.best[0]
-        out.print(block_table(record_genotype(record), f"best: trial {record.number}"))
+        _, chosen = result.best[0]
+        title = f"best: trial {chosen.number}"
+    if chosen is not None:
+        out.print(block_table(record_genotype(chosen), title))
     for check in result.checks:
         out.print(f"trial {check.trial}: table predicted {check.predicted_ms:.2f} ms, measured "
                   f"{check.measured_ms:.2f} ms +-{check.spread_ms:.2f} ({check.error_pct:+.1f}%)")
     out.print(_trust(config.estimator, store))
-    out.print(f"open in the dashboard:  {_nas_command()} dashboard --storage {result.storage_url}")
+    for line in open_hints(storage, result.storage_url, result.study_name):
+        out.print(line, soft_wrap=True, highlight=False)
 
 
 def _trust(estimator: str, store: Store) -> str:
@@ -226,50 +243,63 @@ def trials(storage: StorageOpt = None, study: StudyOpt = None, as_json: JsonOpt 
     from nas.results import load_study, record_json, study_checks, trial_records
     from storage import Store
 
-    store = Store.open(storage)
+    store = Store.open(storage, create=False)
     loaded = load_study(store, study)
     records = trial_records(loaded, study_checks(store, loaded))
     if as_json:
         print_json({"study": loaded.study_name, "study_attrs": loaded.user_attrs,
                      "trials": [record_json(r) for r in records]})
         return
-    from nas.render import trials_table
+    from nas.render import device_line, trials_table
+    from storage import StudyRecord
 
     out.print(trials_table(records, f"study {loaded.study_name!r}"))
+    if device := StudyRecord.from_study(loaded).device:
+        out.print(f"latency on {device_line(device)}")
 
 
 @app.command()
 def best(
-    top: Annotated[int, typer.Option(help="how many")] = 5,
-    target_latency: Annotated[Optional[str], typer.Option("--target-latency", help="re-score for another target, e.g. 15ms")] = None,
+    top: Annotated[int, typer.Option(help="how many by reward (a Pareto study shows its whole front)")] = 5,
+    target_latency: Annotated[Optional[str], typer.Option("--target-latency", help="re-score for another target, e.g. 15ms; a Pareto study: "
+                                                                                    "its most accurate front member within it")] = None,
     reward: Annotated[Optional[str], typer.Option(help="re-score with another reward: soft | hard | tunas")] = None,
     storage: StorageOpt = None,
     study: StudyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Rank stored trials, re-scored from stored accuracy and latency (nothing is retrained)."""
-    from nas.results import load_study, rank, study_checks, study_reward
+    """Rank stored trials, re-scored from stored accuracy and latency (nothing is retrained); a Pareto
+    study shows its accuracy-latency front instead, and with --reward the ranking too."""
+    from nas.results import front_json, is_pareto, load_study, pareto_front, rank, study_checks, study_reward
     from nas.units import parse_latency_ms
     from storage import Store
 
     target = parse_latency_ms(target_latency) if target_latency else None
     if top < 1:
         raise UsageError(f"--top must be >= 1, got {top}")
-    store = Store.open(storage)
+    store = Store.open(storage, create=False)
     loaded = load_study(store, study)
+    checks = study_checks(store, loaded)
+    front = pareto_front(loaded, target, checks) if is_pareto(loaded) else None
     scoring = study_reward(loaded, target, reward)
-    ranked = rank(loaded, scoring, top, study_checks(store, loaded))
+    ranked = rank(loaded, scoring, top, checks) if front is None or reward else None
     if as_json:
-        print_json({"study": loaded.study_name, "target_latency_ms": scoring.target_ms, "reward": scoring.kind,
-                     "best": _ranked_json(ranked)})
+        answer = {"study": loaded.study_name, "pareto": False, "target_latency_ms": scoring.target_ms}
+        if front is not None:
+            answer.update(front_json(front))
+        if ranked is not None:
+            answer.update(reward=scoring.kind, best=_ranked_json(ranked))
+        print_json(answer)
         return
-    from nas.render import ranking_table
+    from nas.render import front_table, ranking_table
 
-    if not ranked:
+    if front is not None and front.members:
+        out.print(front_table(front, f"{loaded.study_name}: accuracy-latency front, T = {front.target_ms:g} ms"))
+    if ranked:
+        out.print(ranking_table(ranked, f"{loaded.study_name}: best by {scoring.describe()}, T = {scoring.target_ms:g} ms",
+                                scoring.target_ms))
+    if not ranked and not (front and front.members):
         out.print(f"study {loaded.study_name!r} has no completed trial yet")
-        return
-    out.print(ranking_table(ranked, f"{loaded.study_name}: best by {scoring.describe()}, T = {scoring.target_ms:g} ms",
-                            scoring.target_ms))
 
 
 @app.command()
@@ -290,9 +320,9 @@ def show(
     if resolution is not None and not 32 <= resolution <= 1024:
         raise UsageError(f"--resolution must be between 32 and 1024, got {resolution}")
     from nas.baselines import BASELINES, baseline_size
-    from search_spaces import SEED_NAMES
+    from search_spaces import PAPER_NAMES
 
-    if ref in BASELINES and ref not in SEED_NAMES:  # a paper network timm's builder does not make (torchvision, ours)
+    if ref in BASELINES and ref not in PAPER_NAMES:  # a paper network timm's builder does not make (torchvision, ours)
         size = baseline_size(ref, resolution or 224)
         if as_json:
             print_json(asdict(size))
@@ -300,7 +330,7 @@ def show(
         out.print(f"{size.name} ({size.paper}): params {fmt_count(size.params)} ({size.params:,}), "
                   f"MACs {fmt_count(size.macs)} at {size.resolution}x{size.resolution}")
         return
-    arch = resolve_architecture(ref, Store.open(storage), study)
+    arch = resolve_architecture(ref, Store.open(storage, create=False), study)
     label, genotype = arch.name, arch.genotype
     resolution = resolution or arch.input_size()
     params = count_params(build_model(genotype))

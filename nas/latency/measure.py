@@ -12,12 +12,8 @@ test passes one that returns known times, so what is computed from the times is 
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
 import io
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -30,6 +26,7 @@ from typing import Protocol
 import torch
 from filelock import FileLock
 
+from nas.latency.allocator import use_allocator
 from nas.latency.layers import Layer
 from nas.latency.settings import LatencySettings, Measurement
 from search_spaces import Genotype
@@ -92,27 +89,6 @@ def _torch_cuda(model: torch.nn.Module, x: torch.Tensor, settings: LatencySettin
         yield timed
 
 
-@functools.cache
-def keep_freed_memory() -> bool:
-    """Let glibc keep freed activations for reuse instead of handing them back to the OS.
-
-    By default glibc maps every large block (activations of a few hundred KB and up) fresh from
-    the OS and unmaps it when freed, so each forward pass pays page faults that zero memory:
-    measured here, that made a network 1.7-2x slower than with the memory kept, and made the
-    same layer 2-3x slower inside the network than timed alone. Deployment runtimes keep an
-    arena (ONNX Runtime) or a caching allocator (torch's CPU performance guide recommends
-    jemalloc/tcmalloc), so nas measures that way too. Returns whether it applied (glibc only).
-    """
-    name = ctypes.util.find_library("c")
-    if platform.system() != "Linux" or not name:
-        return False
-    libc = ctypes.CDLL(name)
-    if not hasattr(libc, "mallopt"):
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
-    return bool(libc.mallopt(m_mmap_threshold, 1 << 30) and libc.mallopt(m_trim_threshold, 1 << 30))
-
-
 def _wall_ms(run: Callable[[], object]) -> float:
     start = time.perf_counter()
     run()
@@ -132,7 +108,7 @@ def measure_latency(model: torch.nn.Module, settings: LatencySettings,
     ``input_shape`` defaults to a batch of RGB images at ``settings.resolution``; a latency table
     passes each layer's own input shape.
     """
-    keep_freed_memory()
+    use_allocator(settings.allocator)
     model = model.eval()
     shape = input_shape or (settings.batch, 3, settings.resolution, settings.resolution)
     x = torch.randn(*shape)

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 
 from nas.errors import UsageError
+from nas.latency.allocator import check_allocator, effective_allocator
+from storage import read_device
 
 BACKENDS = {"torch": "torch-cpu", "onnxruntime": "onnxruntime-cpu", "cuda": "torch-cuda"}  # flag -> stored name
 
@@ -28,6 +30,7 @@ class LatencySettings:
     batch: int = 1
     backend: str = "torch-cpu"
     passes: int = 3  # the fastest of this many pass medians (see measure_latency)
+    allocator: str = "kept"  # glibc keeps freed memory (``kept``) or runs as a plain process (``default``)
 
     def __post_init__(self) -> None:
         if not 32 <= self.resolution <= 1024:
@@ -40,6 +43,7 @@ class LatencySettings:
             raise UsageError(f"--backend: unknown {self.backend!r}; choose one of {', '.join(BACKENDS)}")
         if self.backend == "torch-cuda" and not torch.cuda.is_available():
             raise UsageError("--backend cuda: no CUDA device on this machine; use torch or onnxruntime")
+        check_allocator(self.allocator)
 
     @classmethod
     def for_backend(cls, flag: str, **fields: object) -> LatencySettings:
@@ -50,9 +54,13 @@ class LatencySettings:
 
     @classmethod
     def from_fingerprint(cls, fingerprint: dict[str, Any]) -> LatencySettings:
-        """The settings a stored table was measured with (to measure more of its layers alike)."""
+        """The settings a stored table was measured with (to measure more of its layers alike); a
+        preloaded allocator is not chosen by a flag, so its tables are measured further as ``kept``."""
+        fingerprint = read_device(fingerprint)
+        allocator = fingerprint["allocator"] if fingerprint["allocator"] in ("kept", "default") else "kept"
         return cls(resolution=int(fingerprint["resolution"]), threads=int(fingerprint["threads"]),
-                   backend=str(fingerprint["backend"]), batch=int(fingerprint["batch"]), passes=int(fingerprint["passes"]))
+                   backend=str(fingerprint["backend"]), batch=int(fingerprint["batch"]), passes=int(fingerprint["passes"]),
+                   allocator=allocator)
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,7 @@ def device_fingerprint(settings: LatencySettings) -> dict[str, object]:
         "resolution": settings.resolution,
         "batch": settings.batch,
         "passes": settings.passes,
+        "allocator": effective_allocator(settings.allocator),
     }
     if settings.backend == "onnxruntime-cpu":
         import onnxruntime
@@ -96,6 +105,7 @@ def device_fingerprint(settings: LatencySettings) -> dict[str, object]:
 
 
 def describe(fingerprint: dict[str, Any]) -> str:
-    """A fingerprint in one line, for messages."""
+    """A fingerprint in one line, for messages (one stored before allocators were recorded was ``kept``)."""
+    fingerprint = read_device(fingerprint)
     return (f"{fingerprint['cpu']}, {fingerprint['backend']}, {fingerprint['threads']} thread(s), "
-            f"{fingerprint['resolution']} px, batch {fingerprint['batch']}")
+            f"{fingerprint['resolution']} px, batch {fingerprint['batch']}, allocator {fingerprint['allocator']}")

@@ -57,7 +57,7 @@ class GridConfig:
     reward: str = "soft"
     reward_weight: float | None = None
     data: str = "digits"
-    proxy: ProxySettings = field(default_factory=ProxySettings)  # its resolution grows by gamma per point
+    proxy: ProxySettings = field(default_factory=lambda: ProxySettings(epochs=4))  # its resolution grows by gamma per point
     latency: LatencySettings = field(default_factory=LatencySettings)  # threads and runs; resolution per point
     base_study: str | None = None  # the study a trial-number BASE belongs to
     study: str | None = None  # None: scale-<base>
@@ -280,7 +280,7 @@ def default_plot_path(store: Store, study_name: str) -> Path:
     """Next to an SQLite file, else in the working directory."""
     parsed = make_url(store.url)
     folder = Path(parsed.database).parent if parsed.get_backend_name() == "sqlite" and parsed.database else Path()
-    return folder / f"{study_name}.html"
+    return folder / f"{study_name.replace('/', '-').replace(chr(92), '-')}.html"  # a study name never climbs out
 
 
 def write_grid_plot(points: list[GridPoint], path: Path, best_accuracy: GridPoint | None,

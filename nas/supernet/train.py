@@ -26,6 +26,7 @@ from timm.scheduler import CosineLRScheduler
 from nas.checkpoint import load_checkpoint, pack_optimizer, prefixed, read_state, save_checkpoint, unpack_optimizer
 from nas.data import ProxyData, load_proxy_data
 from nas.errors import TrainingDiverged, UsageError
+from nas.files import plain_name
 from nas.supernet.sampling import largest, sandwich, smallest
 from nas.supernet.weights import Supernet
 from search_spaces import FactorizedSpace, Genotype, get_space
@@ -38,7 +39,7 @@ CALIBRATION_SEED = 0  # fixed, so every estimate of a network sees the same imag
 
 def supernet_path(name: str) -> Path:
     """Where ``nas supernet train --name NAME`` keeps its checkpoint (beside ``nas.db``)."""
-    return SUPERNET_DIR / f"{name}.safetensors"
+    return SUPERNET_DIR / f"{plain_name(name, 'supernet name')}.safetensors"
 
 
 @dataclass(frozen=True)

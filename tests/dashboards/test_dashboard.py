@@ -84,6 +84,36 @@ def test_concurrent_indexed_and_plain_requests_all_serve_the_stock_answer(noted)
     assert all(answer == stock for answer in answers)
 
 
+@pytest.mark.slow
+def test_a_served_dashboard_answers_concurrent_requests_as_stock_optuna_dashboard(noted, spawn):
+    """`nas dashboard`'s threaded server on 127.0.0.1, many requests in flight at once from eight threads."""
+    store, _, path = noted
+    stock = json.loads(_wsgi_get(dashboard_app(store, artifact_dir(store.url), indexed=False), path)[1])
+    port = free_port()
+    server = spawn([*NAS, "dashboard", "--storage", store.url, "--port", str(port), "--json"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}{path}"
+
+    def get(_: int) -> dict:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            return json.loads(response.read())
+
+    def answers() -> bool:
+        try:
+            return bool(get(0))
+        except OSError:
+            return server.poll() is not None
+
+    wait_for(answers, timeout=60)
+    assert server.poll() is None, server.stderr.read()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        served = list(pool.map(get, range(48)))
+    assert all(answer == stock for answer in served)
+    server.send_signal(signal.SIGINT)
+    server.communicate(timeout=30)
+    assert server.returncode == 0
+
+
 def test_a_request_that_ends_leaves_another_in_flight_indexed():
     def another_request() -> None:
         with attr_index.indexed_request():
@@ -104,7 +134,8 @@ def test_another_host_is_served_only_with_a_warning(tmp_path, monkeypatch, capsy
     # 192.0.2.1 (TEST-NET-1) is on no interface: the warning is printed, then binding fails in one line
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("NAS_STORAGE", raising=False)
-    monkeypatch.setattr(sys, "argv", ["nas", "dashboard", "--host", "192.0.2.1", "--port", str(free_port())])
+    Store.open(f"sqlite:///{tmp_path / 'nas.db'}").optuna()  # the dashboard reads a database, never creates one
+    monkeypatch.setattr(sys, "argv", ["nas", "dashboard", "--host", "192.0.2.1", "--allow-remote", "--port", str(free_port())])
     with pytest.raises(SystemExit) as exited:
         main()
     stderr = capsys.readouterr().err

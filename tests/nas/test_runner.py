@@ -3,6 +3,11 @@ stores exactly the record the storage contract describes; the search and the gri
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import optuna
 import pytest
 from fakes import FAKE_DEVICE, BlockLatency, WidthAccuracy
@@ -13,10 +18,11 @@ from nas.reward import Reward
 from nas.runner import TrialRunner
 from nas.scale import GridConfig, run_grid
 from nas.search import run_search
-from search_spaces import get_space, seed_architecture
+from search_spaces import Genotype, get_space, seed_architecture
 from storage import INTERRUPTED, Store, StudyRecord, TrialRecord
 
 REWARD = Reward("soft", 10.0)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _study(tmp_path, pruner=None) -> tuple[optuna.Study, Store]:
@@ -124,3 +130,49 @@ def test_hybrid_screens_every_candidate_and_trains_exactly_k(tmp_path):
         assert record.scores == {"params": twin.accuracy} and record.accuracy == WidthAccuracy.final(record_genotype(record))
     again = run_search(config, store, accuracy=WidthAccuracy(), latency=BlockLatency())
     assert again.ran == 0  # both budgets are spent: the same command resumes and runs nothing
+
+
+def test_an_architecture_timm_cannot_build_fails_with_its_reason_and_the_next_trial_runs(tmp_path):
+    study, store = _study(tmp_path)
+    unbuildable = Genotype.from_arch_def([["ds_r1_k3_s1_c8"], ["ir_r1_k3_s9_e3_c16"]], stem_size=8, num_features=32)
+    genotypes = iter([unbuildable, seed_architecture("mobilenetv2_100")])
+    runner = TrialRunner(BlockLatency(), WidthAccuracy(), REWARD, resolution=64)
+    study.optimize(lambda trial: runner(trial, next(genotypes)), n_trials=2, catch=(Exception,))
+    assert [t.state.name for t in study.trials] == ["FAIL", "COMPLETE"]
+    assert TrialRecord.from_trial(study.trials[0]).fail_reason == (
+        "UnbuildableArchitecture: timm cannot build this architecture (AssertionError)")  # timm's bare assert, named
+
+
+def test_a_trial_out_of_memory_says_so_first(tmp_path):
+    study, _ = _study(tmp_path)
+    runner = TrialRunner(BlockLatency(), WidthAccuracy(fail_with=MemoryError()), REWARD, resolution=64)
+    study.optimize(lambda trial: runner(trial, seed_architecture("mobilenetv2_100")), n_trials=1, catch=(Exception,))
+    assert TrialRecord.from_trial(study.trials[0]).fail_reason == "out of memory: MemoryError"
+
+
+OUT_OF_MEMORY = """
+import resource, sys
+from fakes import BlockLatency
+from nas import ProxySettings, SearchConfig, run_search
+from nas.threads import torch_threads
+from storage import Store
+
+with torch_threads(1):
+    size = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmSize:")) * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (size + 2**30, size + 2**30))  # 1 GiB more than it holds
+    # 512 images of 256x256: one feature map is 0.5 GiB
+    config = SearchConfig(space="tiny", target_latency_ms=2.0, trials=2, proxy=ProxySettings(batch_size=512, resolution=256))
+    print(run_search(config, Store.open(sys.argv[1]), latency=BlockLatency()).counts)
+"""
+
+
+@pytest.mark.slow
+def test_training_out_of_memory_is_fail_with_its_reason_and_the_search_goes_on(tmp_path, nas_cli):
+    """Real proxy training in a process whose address space is capped: torch's allocation fails."""
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+    done = subprocess.run([sys.executable, "-c", OUT_OF_MEMORY, url], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "{'FAIL': 2}", done.stderr  # both trials ran to their end
+    listed = nas_cli.json("trials", "--storage", url)["trials"]
+    assert [t["state"] for t in listed] == ["FAIL", "FAIL"]
+    assert all(t["fail_reason"].startswith("out of memory: ") and "allocate" in t["fail_reason"] for t in listed)

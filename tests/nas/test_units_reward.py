@@ -42,3 +42,12 @@ def test_tunas_reward_and_custom_weight():
         Reward("soft", 20.0, 0.3)
     with pytest.raises(UsageError, match="soft, hard, tunas"):
         Reward("nope", 20.0)
+
+
+@pytest.mark.parametrize("reward, header", [
+    (Reward("soft", 20.0), "soft: ACC*(LAT/T)^w, w = -0.07"),
+    (Reward("hard", 20.0), "hard: ACC*(LAT/T)^w, w = 0 if LAT <= T else -1"),
+    (Reward("tunas", 20.0, -0.2), "tunas: ACC - 0.2*|LAT/T - 1|"),
+])
+def test_headers_say_what_was_computed(reward, header):
+    assert reward.describe() == header

@@ -51,7 +51,7 @@ def test_real_layers_are_stored_with_their_rounds_and_weights(tmp_path):
 
 def test_the_fingerprint_holds_what_a_latency_depends_on():
     fingerprint = device_fingerprint(LatencySettings(resolution=64))
-    assert {"cpu", "threads", "backend", "torch", "resolution", "batch", "passes"} <= set(fingerprint)
+    assert {"cpu", "threads", "backend", "torch", "resolution", "batch", "passes", "allocator"} <= set(fingerprint)
     assert fingerprint["resolution"] == 64 and fingerprint["backend"] == "torch-cpu"
     assert LatencySettings.from_fingerprint(fingerprint) == LatencySettings(resolution=64)
     assert "64 px" in describe(fingerprint)

@@ -1,0 +1,203 @@
+"""Faults, measured: SIGKILLs at random moments of a `tiny` search, a PostgreSQL restart under a
+running search, and the bad-input table.
+
+    python bench/faults.py            # 20 kills, PostgreSQL down for 30 s (about 20-25 min here)
+    python bench/faults.py --quick    # 3 kills, PostgreSQL down for 5 s (about 5 min)
+
+Kill loop: the same `nas search` command is started, SIGKILLed after a random 1-25 s (during
+start-up, sampling, latency timing, training or storing), and started again; after each kill every
+trial that was finished before must still be there, byte-equal (number, params, values, user
+attributes). Then, once a killed trial is past its heartbeat's grace period, the command runs to
+the end: it must reach the requested count with no trial left RUNNING and no killed trial retried
+more than once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _common import save  # noqa: E402
+
+from nas.study import HEARTBEAT_S  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+NAS = [sys.executable, "-m", "nas"]
+GRACE_S = 3 * HEARTBEAT_S  # storage.database: a trial is stale after three missed beats
+FINISHED = ("COMPLETE", "PRUNED")
+
+
+def _search_args(url: str, trials: int) -> list[str]:
+    return [*NAS, "search", "--space", "tiny", "--target-latency", "5ms", "--trials", str(trials), "--epochs", "1",
+            "--resolution", "64", "--study", "faults", "--storage", url, "--json"]
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "NO_COLOR": "1", "OMP_NUM_THREADS": "1"}
+    env.pop("NAS_STORAGE", None)
+    return env
+
+
+def _trials(url: str) -> list[optuna.trial.FrozenTrial]:
+    try:
+        return optuna.load_study(study_name="faults", storage=url).get_trials(deepcopy=False)
+    except KeyError:  # killed before the study was created
+        return []
+
+
+def _finished(url: str) -> dict[int, str]:
+    """Each finished trial as one canonical JSON string: what must never change."""
+    return {t.number: json.dumps([t.state.name, t.params, t.values, t.user_attrs], sort_keys=True, default=str)
+            for t in _trials(url) if t.state.name in FINISHED}
+
+
+def kill_loop(url: str, kills: int, trials: int, seed: int) -> dict:
+    rng = random.Random(seed)
+    lost = changed = 0
+    killed_at: dict[int, float] = {}  # trial number left RUNNING -> when its process was killed
+    for _ in range(kills):
+        before = _finished(url)
+        proc = subprocess.Popen(_search_args(url, trials), env=_env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(rng.uniform(1.0, 25.0))
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        now = time.time()
+        for t in _trials(url):
+            if t.state.name == "RUNNING":
+                killed_at.setdefault(t.number, now)
+        after = _finished(url)
+        lost += sum(n not in after for n in before)
+        changed += sum(n in after and after[n] != before[n] for n in before)
+    if killed_at:  # a killed trial is reaped once it is past the grace period
+        time.sleep(max(0.0, max(killed_at.values()) + GRACE_S + 1 - time.time()))
+    before = _finished(url)
+    final = subprocess.run(_search_args(url, trials), env=_env(), capture_output=True, text=True)
+    after = _finished(url)
+    lost += sum(n not in after for n in before)
+    changed += sum(n in after and after[n] != before[n] for n in before)
+    all_trials = _trials(url)
+    reap_s = [t.datetime_complete.timestamp() - killed_at[t.number] for t in all_trials
+              if t.number in killed_at and t.datetime_complete is not None]
+    retried = [t.system_attrs.get("failed_trial") for t in all_trials if "failed_trial" in t.system_attrs]
+    return {
+        "kills": kills, "trials_requested": trials, "final_exit": final.returncode,
+        "finished": sum(t.state.name in FINISHED for t in all_trials),
+        "completed_lost": lost, "completed_changed": changed,
+        "running_left": sum(t.state.name == "RUNNING" for t in all_trials),
+        "killed_running": len(killed_at),
+        "duplicate_trials": len(retried) - len(set(retried)),  # a killed trial retried more than once
+        "max_reap_s": round(max(reap_s), 1) if reap_s else None,
+    }
+
+
+def _pg_bin(name: str) -> str:
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    return str(found[-1]) if found else shutil.which(name)
+
+
+def postgres_restart(down_s: float) -> dict:
+    """A search on a throwaway cluster; the server is stopped once a trial has finished, kept down
+    ``down_s`` seconds and started again."""
+    import pwd
+    import socket
+
+    data = Path(tempfile.mkdtemp(prefix="nas-bench-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        pg = pwd.getpwnam("postgres")
+        os.chown(data, pg.pw_uid, pg.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctl = [*as_user, _pg_bin("pg_ctl"), "-D", str(data / "db"), "-w", "-l", str(data / "log"), "-o",
+           f"-p {port} -k {data} -c listen_addresses=127.0.0.1"]
+    subprocess.run([*as_user, _pg_bin("initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "postgres"],
+                   check=True, capture_output=True)
+    subprocess.run([*ctl, "start"], check=True, capture_output=True)
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    proc = subprocess.Popen(_search_args(url, 6), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        while not _finished(url) and proc.poll() is None:
+            time.sleep(0.5)
+        before = _finished(url)
+        stopped = time.monotonic()
+        subprocess.run([*ctl, "-m", "fast", "stop"], check=True, capture_output=True)
+        while proc.poll() is None and time.monotonic() - stopped < down_s:
+            time.sleep(0.2)
+        exited_s = time.monotonic() - stopped if proc.poll() is not None else None
+        subprocess.run([*ctl, "start"], check=True, capture_output=True)
+        try:
+            _, err = proc.communicate(timeout=900)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, err = proc.communicate()
+        after = _finished(url)
+        lines = err.strip().splitlines()
+        return {"down_s": down_s, "exit": proc.returncode, "exited_while_down_after_s": exited_s,
+                "outcome": "reconnected" if proc.returncode == 0 else "exited",
+                "error_line": lines[-1] if lines and proc.returncode else None,
+                "traceback": "Traceback" in err, "completed_lost": sum(n not in after for n in before),
+                "completed_changed": sum(n in after and after[n] != before[n] for n in before)}
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        subprocess.run([*ctl, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def bad_inputs() -> dict:
+    """The bad-input table of the tests, each case one real CLI run (in-process)."""
+    proc = subprocess.run([sys.executable, "-m", "pytest", "tests/test_bad_inputs.py", "-q", "-p", "no:randomly",
+                           "-k", "test_bad_input_gets"], cwd=ROOT, env=_env(), capture_output=True, text=True)
+    counts = {word: int(n) for n, word in re.findall(r"(\d+) (passed|failed)", proc.stdout)}
+    return {"bad_inputs_tried": counts.get("passed", 0) + counts.get("failed", 0),
+            "bad_inputs_one_line_exit2": counts.get("passed", 0)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 kills and a 5 s PostgreSQL outage")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    kills, trials, down_s = (3, 4, 5.0) if args.quick else (20, 12, 30.0)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    start = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="nas-bench-faults-"))
+    try:
+        loop = kill_loop(f"sqlite:///{work / 'nas.db'}", kills, trials, args.seed)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    restart = postgres_restart(down_s)
+    table_figures = bad_inputs()
+    figures = {**loop, **table_figures, "postgres_restart": restart, "quick": args.quick,
+               "wall_s": round(time.perf_counter() - start, 1)}
+    table = Table(title="faults")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in figures.items():
+        table.add_row(key, json.dumps(value, default=str) if isinstance(value, dict) else str(value))
+    Console(width=160).print(table)
+    print(f"wrote {save('faults', figures)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""Trials per hour with 1 and 2 workers: SQLite (1 worker), PostgreSQL worker processes, Ray Tune.
+
+Every trial costs a fixed ``--trial-s`` (a sleep: no CPU), so the figures measure the framework
+(asking, storing, handing out trials), not this shared machine's CPU. Throughput is the steady
+state, from the moment every worker has finished its first trial (start-up, such as spawning
+workers or Ray actors importing torch, is behind it) to the last trial's end, as stored in the
+study; the whole command's rate, start-up included, is reported beside it. Per-trial overhead is
+the time a worker spends per trial beyond the trial itself. Target: 2 workers >= 1.8x one worker on PostgreSQL and on Ray.
+PostgreSQL is a throwaway cluster (initdb in a temporary folder), as the tests start one.
+
+    python bench/scale_out.py [--quick] [--trials 20] [--trial-s 1.0] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from rich.console import Console
+from rich.table import Table
+
+from _common import save
+from nas import SearchConfig
+from nas.estimators import LatencyEstimate, Report
+from nas.workers import ScaleOut, search
+from search_spaces import Genotype
+from storage import Store
+
+TARGET_SPEEDUP = 1.8
+DEVICE = {"cpu": "bench", "threads": 1, "backend": "none", "resolution": 64, "batch": 1}
+
+
+@dataclass(frozen=True)
+class FixedLatency:
+    """1 ms a block: no timing, so workers never wait on the latency lock."""
+
+    @property
+    def device(self) -> dict[str, Any]:
+        return DEVICE
+
+    def latency(self, genotype: Genotype) -> LatencyEstimate:
+        return LatencyEstimate(float(genotype.depth), "measured", spread_ms=0.0, load_avg=0.0)
+
+
+@dataclass(frozen=True)
+class SleepAccuracy:
+    """A trial that costs ``seconds`` of wall time and no CPU, reported over two steps."""
+
+    seconds: float = 1.0
+
+    @property
+    def name(self) -> str:
+        return "sleep"
+
+    @property
+    def settings(self) -> Mapping[str, Any]:
+        return {"name": self.name, "data": "digits", "seconds": self.seconds}
+
+    def accuracy(self, genotype: Genotype, report: Report) -> float:
+        for step in range(2):
+            time.sleep(self.seconds / 2)
+            report(step, 0.5)
+        return 0.5
+
+
+@contextlib.contextmanager
+def temporary_postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on a free loopback port (as tests/conftest.py starts one)."""
+    binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    if not binaries:
+        sys.exit("PostgreSQL is not installed; `./setup.sh --test` installs it")
+    bin_dir = Path(binaries[-1])
+    data = Path(tempfile.mkdtemp(prefix="nas-bench-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        postgres = pwd.getpwnam("postgres")
+        os.chown(data, postgres.pw_uid, postgres.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run([*as_user, bin_dir / "initdb", "-D", data / "db", "-A", "trust", "-U", "postgres"],
+                   check=True, capture_output=True)
+    subprocess.run([*as_user, bin_dir / "pg_ctl", "-D", data / "db", "-w", "-l", data / "log", "-o",
+                    f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                   check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, bin_dir / "pg_ctl", "-D", data / "db", "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def measure(name: str, url: str, scale: ScaleOut, trials: int, trial_s: float) -> dict[str, Any]:
+    """One search of ``trials`` fixed-cost trials on a study of its own."""
+    config = SearchConfig(space="tiny", target_latency_ms=10.0, trials=trials, pruner="none", sampler="random",
+                          study=f"scale-{name}-{time.time_ns()}")
+    store = Store.open(url)
+    start = time.perf_counter()
+    result = search(config, store, scale, top=0, accuracy=SleepAccuracy(trial_s), latency=FixedLatency())
+    wall = time.perf_counter() - start
+    trials_run = store.optuna().get_all_trials(store.optuna().get_study_id_from_name(config.study_name))
+    ends = sorted(t.datetime_complete for t in trials_run)
+    # steady state: from the moment every worker has finished a first trial (its start-up is behind it) to the last
+    steady_s = (ends[-1] - ends[scale.workers - 1]).total_seconds()
+    rate = (len(ends) - scale.workers) / steady_s  # trials a second
+    return {"name": name, "runner": scale.runner, "workers": scale.workers, "storage": url.split(":")[0],
+            "trials": len(trials_run), "complete": result.counts.get("COMPLETE", 0), "steady_s": steady_s,
+            "wall_s": wall, "trials_per_hour": rate * 3600, "overhead_per_trial_s": scale.workers / rate - trial_s,
+            "wall_trials_per_hour": len(trials_run) / wall * 3600}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="6 trials a configuration: checks the bench runs")
+    parser.add_argument("--trials", type=int, default=20, help="trials a configuration")
+    parser.add_argument("--trial-s", type=float, default=1.0, help="the fixed cost of a trial")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args()
+    trials = 6 if args.quick else args.trials
+    import ray
+
+    from nas.ray_runner import start_ray
+
+    rows = []
+    with tempfile.TemporaryDirectory() as folder, temporary_postgres() as postgres:
+        rows.append(measure("sqlite-1", f"sqlite:///{folder}/bench.db", ScaleOut(1), trials, args.trial_s))
+        for workers in (1, 2):
+            rows.append(measure(f"postgresql-{workers}", postgres, ScaleOut(workers), trials, args.trial_s))
+        start_ray(None, 2)  # once for both Ray runs: its start-up is not a trial's cost
+        try:
+            for workers in (1, 2):
+                rows.append(measure(f"ray-{workers}", postgres, ScaleOut(workers, "ray"), trials, args.trial_s))
+        finally:
+            ray.shutdown()
+    by_name = {r["name"]: r for r in rows}
+    speedups = {kind: by_name[f"{kind}-2"]["trials_per_hour"] / by_name[f"{kind}-1"]["trials_per_hour"]
+                for kind in ("postgresql", "ray")}
+    figures = {"trials": trials, "trial_s": args.trial_s, "quick": args.quick, "rows": rows,
+               "speedup_2_workers": speedups, "target_speedup": TARGET_SPEEDUP,
+               "meets_target": all(s >= TARGET_SPEEDUP for s in speedups.values())}
+    path = save("scale_out", figures)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return
+    table = Table(title=f"scale-out: {trials} trials of {args.trial_s:g} s each ({path})")
+    for column in ("configuration", "trials/hour", "overhead/trial (s)", "with start-up: trials/hour", "wall (s)", "complete"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["name"], f"{r['trials_per_hour']:.0f}", f"{r['overhead_per_trial_s']:.3f}",
+                      f"{r['wall_trials_per_hour']:.0f}", f"{r['wall_s']:.1f}", f"{r['complete']}/{r['trials']}")
+    console = Console(width=160)  # piped output: never cut a column to fit 80
+    console.print(table)
+    for kind, speedup in speedups.items():
+        console.print(f"{kind}: 2 workers {speedup:.2f}x one worker (target >= {TARGET_SPEEDUP}x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,413 @@
+"""Does the search find networks that beat the papers' networks, and beat random search?
+
+One command on this machine and the built-in data: the papers' networks (and width variants of
+the MobileNets near the target) and the best network of every search run, all re-trained with one
+final recipe and measured for latency the same way; searches with TPE, NSGA-II (Pareto) and random
+sampling get the same wall-clock budget, for several seeds.
+
+    python bench/search_quality.py [--quick] [--seeds 2] [--target-latency 20ms] [--budget 6m | --trials N]
+                                   [--workdir DIR] [--json]
+
+Every step's result is kept in ``--workdir`` (default: a new temporary folder), so the same command
+with the same ``--workdir`` resumes after an interruption instead of starting over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import optuna
+from filelock import FileLock
+from rich.console import Console
+from rich.table import Table
+
+from _common import RESULTS, save
+from nas.units import parse_duration_s, parse_latency_ms
+from storage import Store
+from storage.contract import TrialRecord
+
+NAS = [sys.executable, "-m", "nas"]
+# the papers' networks (`nas baselines`) and width variants of the MobileNets, so several land near 20 ms
+PAPERS = ("mobilenetv1_100", "mobilenetv2_100", "mobilenetv3_large_100", "mobilenetv3_small_100", "mnasnet_100",
+          "semnasnet_100", "efficientnet_b0", "efficientnet_lite0", "shufflenet_v2_x1_0", "resnet18")
+WIDTH_VARIANTS = ("mobilenetv2_075", "mobilenetv3_large_075")
+QUICK_BASELINES = ("mobilenetv3_small_075", "mobilenetv2_050")
+METHODS = {"tpe": ["--sampler", "tpe"], "nsga2": ["--objective", "pareto", "--sampler", "nsga2"],
+           "random": ["--sampler", "random"]}
+
+
+@dataclass(frozen=True)
+class Point:
+    """One stored search trial: when it finished (s after the run started), its estimate, its latency."""
+
+    elapsed_s: float
+    accuracy: float
+    latency_ms: float
+    number: int
+
+
+class Steps:
+    """Each finished step's JSON answer, kept in ``workdir/steps.json``: a rerun skips what is done.
+    The settings are kept with them, and a rerun with other settings is refused. Several processes
+    may share a folder (``--only baselines`` beside the searches): each write merges under a lock."""
+
+    def __init__(self, workdir: Path, settings: dict) -> None:
+        self.path, self.settings = workdir / "steps.json", json.loads(json.dumps(settings))  # as read back
+        self.lock = FileLock(str(workdir / "steps.lock"))
+        kept = self._read()
+        if kept["settings"] != self.settings:
+            raise SystemExit(f"{workdir} holds a run with other settings ({kept['settings']}); use another --workdir")
+
+    def _read(self) -> dict:
+        return json.loads(self.path.read_text()) if self.path.exists() else {"settings": self.settings, "done": {}}
+
+    def run(self, key: str, args: list[str], cwd: Path) -> object:
+        done = self._read()["done"]
+        if key not in done:
+            start = time.perf_counter()
+            proc = subprocess.run([*NAS, *args, "--json"], cwd=cwd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise SystemExit(f"`nas {' '.join(args)}` failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
+            with self.lock:
+                kept = self._read()
+                done = kept["done"]
+                done[key] = {"answer": json.loads(proc.stdout), "wall_s": time.perf_counter() - start}
+                tmp = self.path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(kept))
+                tmp.replace(self.path)  # atomic: a kill never leaves half a file
+        return done[key]["answer"]
+
+    def wall_s(self, key: str) -> float:
+        return self._read()["done"][key]["wall_s"]
+
+
+def study_points(store: Store, name: str) -> list[Point]:
+    """The completed trials of a search run, timed from the run's first trial."""
+    trials = optuna.load_study(study_name=name, storage=store.optuna()).get_trials(deepcopy=False)
+    start = min(t.datetime_start for t in trials if t.datetime_start)
+    points = []
+    for trial in trials:
+        record = TrialRecord.from_trial(trial)
+        if trial.state == optuna.trial.TrialState.COMPLETE and record.accuracy is not None and record.latency_ms:
+            points.append(Point((trial.datetime_complete - start).total_seconds(), record.accuracy, record.latency_ms,
+                                trial.number))
+    return sorted(points, key=lambda p: p.elapsed_s)
+
+
+def best_under(points: list[Point], target_ms: float) -> Point | None:
+    feasible = [p for p in points if p.latency_ms <= target_ms]
+    return max(feasible, key=lambda p: (p.accuracy, -p.latency_ms)) if feasible else None
+
+
+def front(points: list[Point]) -> list[Point]:
+    """The non-dominated points (higher accuracy, lower latency), by latency."""
+    kept: list[Point] = []
+    for p in sorted(points, key=lambda p: (p.latency_ms, -p.accuracy)):
+        if not kept or p.accuracy > kept[-1].accuracy:
+            kept.append(p)
+    return kept
+
+
+def hypervolume(points: list[Point], max_latency_ms: float) -> float:
+    """Area (accuracy x ms) the front dominates up to latency ``max_latency_ms`` and down to accuracy
+    0: larger is better; the same reference point for every method. Between one front member's
+    latency and the next one's, the most accurate network available is that member."""
+    members = [p for p in front(points) if p.latency_ms <= max_latency_ms]
+    edges = [p.latency_ms for p in members[1:]] + [max_latency_ms] * bool(members)
+    return sum((edge - p.latency_ms) * p.accuracy for p, edge in zip(members, edges, strict=True))
+
+
+def time_to_reach(points: list[Point], target_ms: float, accuracy: float) -> float | None:
+    """Seconds until the run first held a network under the target with at least ``accuracy``."""
+    return next((p.elapsed_s for p in points if p.latency_ms <= target_ms and p.accuracy >= accuracy), None)
+
+
+def spread(values: list[float]) -> float | None:
+    return statistics.stdev(values) if len(values) > 1 else None
+
+
+def mean(values: list[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def compare(found: dict, baselines: list[dict]) -> dict:
+    """MnasNet's two claims for one found network: more accurate than every baseline at equal or
+    lower latency (points), and faster than the best baseline of equal or lower accuracy (ratio)."""
+    as_fast = [b for b in baselines if b["latency_ms"] <= found["latency_ms"]]
+    less_accurate = [b for b in baselines if b["accuracy"] <= found["accuracy"]]
+    rival = max(as_fast, key=lambda b: b["accuracy"]) if as_fast else None
+    slower = max(less_accurate, key=lambda b: b["accuracy"]) if less_accurate else None
+    return {
+        "found": found["name"], "accuracy": found["accuracy"], "latency_ms": found["latency_ms"],
+        "best_baseline_at_equal_or_lower_latency": rival and rival["name"],
+        "accuracy_delta_pts": rival and 100 * (found["accuracy"] - rival["accuracy"]),
+        "best_baseline_of_equal_or_lower_accuracy": slower and slower["name"],
+        "latency_ratio": slower and slower["latency_ms"] / found["latency_ms"],
+    }
+
+
+def plot(figures: dict, fronts: dict[str, list[Point]], path: Path) -> list[str]:
+    """Re-trained accuracy against measured latency (left) and each run's search front (right)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    target = figures["settings"]["target_latency_ms"]
+    fig = make_subplots(1, 2, subplot_titles=("re-trained with the final recipe", "search fronts (proxy estimate)"))
+    base = figures["baselines"]
+    fig.add_trace(go.Scatter(x=[b["latency_ms"] for b in base], y=[100 * b["accuracy"] for b in base], mode="markers+text",
+                             text=[b["name"] for b in base], textposition="top center", name="papers' networks",
+                             marker={"color": "grey", "size": 9}), 1, 1)
+    for method in figures["methods"]:
+        runs = [r for r in figures["runs"] if r["method"] == method and r["found"]]
+        fig.add_trace(go.Scatter(x=[r["found"]["latency_ms"] for r in runs], y=[100 * r["found"]["accuracy"] for r in runs],
+                                 mode="markers", name=f"found: {method}", marker={"size": 12, "symbol": "star"},
+                                 legendgroup=method), 1, 1)
+    for key, points in fronts.items():
+        members = front(points)
+        fig.add_trace(go.Scatter(x=[p.latency_ms for p in members], y=[100 * p.accuracy for p in members],
+                                 mode="lines+markers", line={"shape": "hv"}, name=f"front: {key}",
+                                 legendgroup=key.split("-")[0]), 1, 2)
+    for column in (1, 2):
+        fig.add_vline(x=target, line_dash="dash", line_color="red", row=1, col=column)
+        fig.update_xaxes(title_text="latency on this CPU (ms, batch 1, 224 px)", row=1, col=column)
+    fig.update_yaxes(title_text="validation accuracy (%)", row=1, col=1)
+    fig.update_layout(width=1400, height=600, title=f"nas search vs the papers' networks, T = {target:g} ms")
+    html = path.with_suffix(".html")
+    fig.write_html(html, include_plotlyjs="cdn")
+    written = [str(html)]
+    try:
+        fig.write_image(path.with_suffix(".png"))
+        written.append(str(path.with_suffix(".png")))
+    except Exception as error:  # kaleido needs a Chromium on PATH; the HTML is enough without one
+        print(f"no PNG ({type(error).__name__}: {error})", file=sys.stderr)
+    return written
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one seed, 1-minute searches, two baselines, a short recipe")
+    parser.add_argument("--space", default="mbconv")
+    parser.add_argument("--target-latency", default="20ms")
+    parser.add_argument("--budget", help="wall time of each search run [default: 6m; quick: 1m]")
+    parser.add_argument("--trials", type=int, help="give each search run this many trials instead of a wall time: "
+                                                   "fair while every method uses the same estimator, and immune to "
+                                                   "other work on a shared machine")
+    parser.add_argument("--seeds", type=int, help="search runs per method [default: 2; quick: 1]")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated: tpe, nsga2, random")
+    parser.add_argument("--baselines", help="comma-separated `nas baselines` names [default: the papers' networks and "
+                                            "width variants of the MobileNets]")
+    parser.add_argument("--final-epochs", help="final recipe epochs [default: auto, BiT-HyperRule; quick: 2]")
+    parser.add_argument("--final-resolution", type=int, help="final recipe resolution [default: 32]")
+    parser.add_argument("--search-args", default="", help="extra `nas search` flags for every run, e.g. '--epochs 2'")
+    parser.add_argument("--only", choices=("baselines", "searches"), help="run this stage only (its results are kept)")
+    parser.add_argument("--workdir", type=Path, help="keep every step here; the same command resumes [default: a temp folder]")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder for search_quality.json and the plot")
+    parser.add_argument("--json", action="store_true")
+    return parser.parse_args()
+
+
+@dataclass(frozen=True)
+class Bench:
+    """What every stage needs: the settings, the kept steps and the study database."""
+
+    space: str
+    target_ms: float
+    budget_s: float
+    trials: int | None
+    seeds: int
+    methods: tuple[str, ...]
+    baselines: tuple[str, ...]
+    recipe: tuple[str, ...]  # `nas train`/`nas baselines` flags of the final recipe
+    search_args: tuple[str, ...]
+    workdir: Path
+    steps: Steps
+    store: Store
+    console: Console
+
+
+def run_searches(bench: Bench) -> tuple[list[dict], dict[str, list[Point]]]:
+    """Every method and seed for the same wall time; the best network under the target of each re-trained."""
+    runs, fronts = [], {}
+    for method in bench.methods:
+        for seed in range(bench.seeds):
+            key = f"{method}-{seed}"
+            budget = ["--trials", str(bench.trials)] if bench.trials else ["--timeout", f"{bench.budget_s}s"]
+            bench.console.print(f"search {key}: {' '.join(budget)}")
+            bench.steps.run(f"search/{key}", ["search", "--space", bench.space, "--target-latency", f"{bench.target_ms}ms",
+                                              *budget, "--seed", str(seed), "--study", key,
+                                              *METHODS[method], *bench.search_args], bench.workdir)
+            points = fronts[key] = study_points(bench.store, key)
+            chosen = best_under(points, bench.target_ms)
+            found = None
+            if chosen:
+                bench.console.print(f"re-train {key}: trial {chosen.number} (proxy {100 * chosen.accuracy:.1f}%)")
+                trained = bench.steps.run(f"train/{key}", ["train", str(chosen.number), "--study", key, *bench.recipe,
+                                                           "-o", f"runs/{key}"], bench.workdir)
+                found = {"name": f"{key} trial {chosen.number}", "study": key, "trial": chosen.number,
+                         "proxy_accuracy": chosen.accuracy, "search_latency_ms": chosen.latency_ms,
+                         **{k: trained[k] for k in ("accuracy", "params", "macs")}}
+            runs.append({"method": method, "seed": seed, "study": key, "trials": len(points),
+                         "search_wall_s": bench.steps.wall_s(f"search/{key}"), "found": found,
+                         "best_proxy_under_target": chosen and chosen.accuracy,
+                         "hypervolume": hypervolume(points, 2 * bench.target_ms),
+                         "front": [vars(p) for p in front(points)]})
+    for run in runs:  # each run against random search with the same seed
+        random_best = best_under(fronts.get(f"random-{run['seed']}", []), bench.target_ms)
+        reached = random_best and time_to_reach(fronts[run["study"]], bench.target_ms, random_best.accuracy)
+        run["time_to_random_best_s"] = reached
+        run["trials_to_random_best"] = None if reached is None else sum(p.elapsed_s <= reached for p in fronts[run["study"]])
+    return runs, fronts
+
+
+def run_baselines(bench: Bench) -> list[dict]:
+    rows = []
+    for name in bench.baselines:
+        bench.console.print(f"baseline {name}")
+        (row,) = bench.steps.run(f"baseline/{name}", ["baselines", "--models", name, *bench.recipe, "-o", "runs/baselines"],
+                                 bench.workdir)
+        rows.append({k: row[k] for k in ("name", "accuracy", "params", "macs")})
+    return rows
+
+
+def time_side_by_side(bench: Bench, baselines: list[dict], runs: list[dict], rounds: int = 3) -> None:
+    """Every final network timed in one pass, in turn, ``rounds`` times; each keeps its fastest round
+    (as ``nas latency validate`` does): networks compared under the same conditions. Not kept
+    between runs, so rerunning on a quiet machine re-times everything."""
+    from nas.baselines import baseline_model
+    from nas.latency import LatencySettings, measure_latency
+    from nas.results import resolve_architecture
+    from search_spaces import build_model
+
+    networks = {b["name"]: (b, lambda name=b["name"]: baseline_model(name).make(1000)) for b in baselines}
+    for run in runs:
+        if run["found"]:
+            arch = resolve_architecture(str(run["found"]["trial"]), bench.store, run["study"])
+            networks[run["found"]["name"]] = (run["found"], lambda genotype=arch.genotype: build_model(genotype))
+    models = {name: make() for name, (_, make) in networks.items()}
+    for model in models.values():
+        model.eval()
+    settings = LatencySettings()
+    best: dict[str, tuple[float, float]] = {}
+    for index in range(rounds):
+        bench.console.print(f"timing round {index + 1}/{rounds}: {len(models)} networks")
+        for name, model in models.items():
+            measured = measure_latency(model, settings)
+            if name not in best or measured.latency_ms < best[name][0]:
+                best[name] = (measured.latency_ms, measured.spread_ms)
+    for name, (row, _) in networks.items():
+        row["latency_ms"], row["latency_spread_ms"] = best[name]
+
+
+def main() -> None:
+    args = parse_args()
+    quick = args.quick
+    methods = tuple(m for m in args.methods.split(",") if m)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or "random" not in methods:
+        raise SystemExit(f"--methods: known {', '.join(METHODS)}, and random must be one of them (got {args.methods})")
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="search-quality-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    recipe = ("--epochs", args.final_epochs or ("2" if quick else "auto"), "--resolution", str(args.final_resolution or 32))
+    budget_s = parse_duration_s(args.budget or ("1m" if quick else "6m"))
+    settings = {"space": args.space, "target": args.target_latency, "budget_s": budget_s, "trials": args.trials,
+                "recipe": recipe, "search_args": args.search_args}
+    bench = Bench(
+        space=args.space, target_ms=parse_latency_ms(args.target_latency), budget_s=budget_s, trials=args.trials,
+        seeds=args.seeds or (1 if quick else 2), methods=methods,
+        baselines=tuple(args.baselines.split(",") if args.baselines else QUICK_BASELINES if quick else PAPERS + WIDTH_VARIANTS),
+        recipe=recipe, search_args=tuple(args.search_args.split()), workdir=workdir, steps=Steps(workdir, settings),
+        store=Store.open(f"sqlite:///{workdir / 'nas.db'}"), console=Console(stderr=True))
+    bench.console.print(f"work folder {workdir} (pass --workdir to resume there)")
+    if args.only == "baselines":
+        run_baselines(bench)
+        return
+    runs, fronts = run_searches(bench)
+    if args.only == "searches":
+        return
+    rows = run_baselines(bench)
+    time_side_by_side(bench, rows, runs)
+    figures = summarize(bench, rows, runs)
+    args.results.mkdir(parents=True, exist_ok=True)
+    figures["plots"] = plot(figures, fronts, args.results / "search_quality")
+    report(figures, bench.console)
+    path = save("search_quality", figures, args.results)
+    bench.console.print(f"saved {path}")
+    if args.json:
+        print(json.dumps(figures, indent=2, default=str))
+
+
+def summarize(bench: Bench, rows: list[dict], runs: list[dict]) -> dict:
+    target = bench.target_ms
+    methods_summary = {}
+    for method in bench.methods:
+        mine = [r for r in runs if r["method"] == method]
+        finals = [r["found"]["accuracy"] for r in mine if r["found"] and r["found"]["latency_ms"] <= target]
+        times = [r["time_to_random_best_s"] for r in mine]
+        methods_summary[method] = {
+            "best_accuracy_under_target": mean(finals), "spread": spread(finals),
+            "found_over_target": sum(1 for r in mine if r["found"] and r["found"]["latency_ms"] > target),
+            "hypervolume": mean([r["hypervolume"] for r in mine]),
+            "time_to_random_best_s": statistics.median(times) if all(t is not None for t in times) else None,
+            "reached_random_best": f"{sum(t is not None for t in times)}/{len(times)}",
+            "trials_to_random_best": [r["trials_to_random_best"] for r in mine],
+            "trials_per_run": mean([r["trials"] for r in mine]),
+        }
+    found_all = [r["found"] for r in runs if r["found"] and r["found"]["latency_ms"] <= target]
+    best_found = max(found_all, key=lambda f: f["accuracy"]) if found_all else None
+    under = [b for b in rows if b["latency_ms"] <= target]
+    return {
+        "settings": {"space": bench.space, "target_latency_ms": target, "budget_s": None if bench.trials else bench.budget_s,
+                     "trials_per_run": bench.trials, "seeds": bench.seeds,
+                     "final_recipe": list(bench.recipe), "search_args": list(bench.search_args), "data": "digits",
+                     "latency": "every final network timed side by side in one pass, fastest of 3 rounds",
+                     "hypervolume_reference": {"latency_ms": 2 * target, "accuracy": 0.0}},
+        "methods": methods_summary,
+        "baselines": rows,
+        "best_baseline_under_target": max(under, key=lambda b: b["accuracy"])["name"] if under else None,
+        "found_vs_best_baseline": compare(best_found, rows) if best_found else None,
+        "runs": runs,
+    }
+
+
+def report(figures: dict, console: Console) -> None:
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.1f}"
+
+    settings = figures["settings"]
+    budget = f"{settings['trials_per_run']} trials" if settings["trials_per_run"] else f"{settings['budget_s']:g} s"
+    table = Table(title=f"search methods, T = {settings['target_latency_ms']:g} ms, {budget} a run, {settings['seeds']} seed(s)")
+    for column in ("method", "final acc under T (%)", "spread", "hypervolume", "s to random's best", "reached", "trials/run"):
+        table.add_column(column)
+    for method, m in figures["methods"].items():
+        table.add_row(method, pct(m["best_accuracy_under_target"]), pct(m["spread"]), f"{m['hypervolume']:.2f}",
+                      "-" if m["time_to_random_best_s"] is None else f"{m['time_to_random_best_s']:.0f}",
+                      m["reached_random_best"], f"{m['trials_per_run']:.0f}")
+    console.print(table)
+    networks = Table(title="every network, re-trained with one recipe")
+    for column in ("network", "accuracy (%)", "latency (ms)", "params"):
+        networks.add_column(column)
+    found = [r["found"] for r in figures["runs"] if r["found"]]
+    for row in sorted(figures["baselines"] + found, key=lambda r: r["latency_ms"]):
+        networks.add_row(row["name"], pct(row["accuracy"]), f"{row['latency_ms']:.2f}", f"{row['params'] / 1e6:.2f}M")
+    console.print(networks)
+    c = figures["found_vs_best_baseline"]
+    if c:
+        console.print(f"best found {c['found']}: {pct(c['accuracy'])}% at {c['latency_ms']:.2f} ms; "
+                      f"vs {c['best_baseline_at_equal_or_lower_latency']} (as fast or faster): "
+                      f"{'-' if c['accuracy_delta_pts'] is None else format(c['accuracy_delta_pts'], '+.1f')} pts; "
+                      f"vs {c['best_baseline_of_equal_or_lower_accuracy']} (as accurate or less): "
+                      f"{'-' if c['latency_ratio'] is None else format(c['latency_ratio'], '.2f')}x faster")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""bench/search_quality.py: the figures it derives from search runs, and one quick run end to end."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).parents[2] / "bench"
+
+
+def _load_bench():
+    """The bench script as a module, without leaving bench/ on sys.path (its scaling.py would
+    shadow the scaling package)."""
+    path = list(sys.path)
+    spec = importlib.util.spec_from_file_location("bench_search_quality", BENCH / "search_quality.py")
+    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = path
+    return module
+
+
+_bench = _load_bench()
+Point, best_under, compare, front, hypervolume, time_to_reach = (
+    _bench.Point, _bench.best_under, _bench.compare, _bench.front, _bench.hypervolume, _bench.time_to_reach)
+
+
+def _points(*rows):
+    return [Point(elapsed_s=t, accuracy=a, latency_ms=lat, number=i) for i, (t, a, lat) in enumerate(rows)]
+
+
+def test_front_keeps_only_non_dominated_networks_by_latency():
+    points = _points((1, 0.5, 10), (2, 0.4, 12), (3, 0.7, 15), (4, 0.6, 9), (5, 0.7, 18))
+    assert [(p.accuracy, p.latency_ms) for p in front(points)] == [(0.6, 9), (0.7, 15)]
+
+
+def test_hypervolume_is_the_area_the_front_dominates_up_to_the_reference_latency():
+    points = _points((1, 0.6, 9), (2, 0.7, 15), (3, 0.9, 50))  # the last one lies beyond the reference
+    assert hypervolume(points, 20) == pytest.approx((15 - 9) * 0.6 + (20 - 15) * 0.7)
+    assert hypervolume(points, 5) == 0.0
+    better = _points((1, 0.6, 9), (2, 0.8, 15))
+    assert hypervolume(better, 20) > hypervolume(points, 20)
+
+
+def test_best_under_target_and_time_to_reach_an_accuracy():
+    points = _points((10, 0.5, 18), (20, 0.9, 25), (30, 0.6, 19), (40, 0.8, 12))
+    assert best_under(points, 20).accuracy == 0.8 and best_under(points, 5) is None
+    assert time_to_reach(points, 20, 0.6) == 30  # 0.9 at 20 s does not count: over the target
+    assert time_to_reach(points, 20, 0.85) is None
+
+
+def test_compare_states_both_mnasnet_claims():
+    baselines = [{"name": "a", "accuracy": 0.80, "latency_ms": 10.0}, {"name": "b", "accuracy": 0.85, "latency_ms": 30.0},
+                 {"name": "c", "accuracy": 0.90, "latency_ms": 40.0}]
+    result = compare({"name": "found", "accuracy": 0.86, "latency_ms": 15.0}, baselines)
+    assert result["best_baseline_at_equal_or_lower_latency"] == "a"
+    assert result["accuracy_delta_pts"] == pytest.approx(6.0)
+    assert result["best_baseline_of_equal_or_lower_accuracy"] == "b" and result["latency_ratio"] == pytest.approx(2.0)
+    alone = compare({"name": "found", "accuracy": 0.5, "latency_ms": 5.0}, baselines)
+    assert alone["accuracy_delta_pts"] is None and alone["latency_ratio"] is None
+
+
+@pytest.mark.slow
+def test_quick_run_writes_every_figure_and_resumes_from_its_work_folder(tmp_path):
+    args = [sys.executable, str(BENCH / "search_quality.py"), "--quick", "--space", "tiny", "--target-latency", "50ms",
+            "--budget", "10s", "--baselines", "mobilenetv3_small_050", "--final-epochs", "1",
+            "--workdir", str(tmp_path / "work"), "--results", str(tmp_path / "results"), "--json"]
+    first = json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
+    assert set(first["methods"]) == {"tpe", "nsga2", "random"}
+    for method in first["methods"].values():
+        assert {"best_accuracy_under_target", "spread", "hypervolume", "time_to_random_best_s"} <= set(method)
+    assert [b["name"] for b in first["baselines"]] == ["mobilenetv3_small_050"]
+    runs = first["runs"]
+    assert all(r["trials"] >= 1 and r["found"] and 0 <= r["found"]["accuracy"] <= 1 for r in runs)  # 50 ms: all feasible
+    assert {"accuracy_delta_pts", "latency_ratio"} <= set(first["found_vs_best_baseline"])
+    assert (tmp_path / "results" / "search_quality.json").exists() and (tmp_path / "results" / "search_quality.html").exists()
+    again = json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
+    assert again["runs"] == runs and again["baselines"] == first["baselines"]  # every step read back, none re-run

@@ -1,0 +1,96 @@
+"""Worker processes on one study: real PostgreSQL, real spawned processes, cheap estimators."""
+
+import os
+import uuid
+
+import pytest
+import sqlalchemy
+from optuna.trial import TrialState
+from sqlalchemy.engine import make_url
+
+from conftest import free_port
+from fakes import FAKE_DEVICE, BlockLatency, WidthAccuracy
+from inprocess import run_nas
+from nas import SearchConfig
+from nas.results import load_study, record_genotype
+from nas import workers
+from nas.workers import WorkerJob, run_workers, shares, work
+from storage import Store, TrialRecord
+
+
+def _config(trials: int, study: str) -> SearchConfig:
+    return SearchConfig(space="tiny", target_latency_ms=2.0, trials=trials, pruner="none", study=study)
+
+
+def test_sqlite_refuses_more_than_one_worker(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, stderr = run_nas(["search", "--space", "tiny", "--target-latency", "2ms", "--workers", "2",
+                            "--storage", f"sqlite:///{tmp_path / 'nas.db'}"], monkeypatch, capsys)
+    assert code == 2 and len(stderr.strip().splitlines()) == 1
+    assert "SQLite hands one queued trial to two workers" in stderr and "postgresql" in stderr
+    assert not (tmp_path / "nas.db").exists()  # refused before anything was written
+
+
+def test_the_budget_is_split_so_the_workers_together_run_exactly_it():
+    assert shares(10, 4) == [3, 3, 2, 2] and sum(shares(3, 8)) == 3 and shares(None, 2) == [None, None]
+
+
+def test_a_worker_that_loses_the_database_for_longer_exits_non_zero_in_one_line(monkeypatch, capsys):
+    monkeypatch.setattr(workers, "DATABASE_WAIT_S", 1.0)
+    gone = Store.open(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/gone")  # nothing listens there
+    with pytest.raises(SystemExit) as exited:
+        work(WorkerJob(_config(2, "gone"), gone, WidthAccuracy(), BlockLatency(), share=2, index=3))
+    assert exited.value.code == 3  # the database's exit code, not a crash
+    stderr = capsys.readouterr().err
+    assert len(stderr.strip().splitlines()) == 1 and "worker 3" in stderr and "lost the database" in stderr
+
+
+def _assert_exactly(store: Store, study_name: str, trials: int) -> None:
+    study = load_study(store, study_name)
+    numbers = [t.number for t in study.trials]
+    assert len(numbers) == len(set(numbers)) == trials
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * trials  # none RUNNING, none failed
+    for trial in study.trials:
+        record = TrialRecord.from_trial(trial)
+        assert record.accuracy == pytest.approx(WidthAccuracy.final(record_genotype(record)))
+        assert record.device["cpu"] == FAKE_DEVICE["cpu"] and record.estimator == "fake" and record.macs > 0
+
+
+@pytest.mark.slow
+def test_four_workers_on_one_postgresql_study_run_exactly_the_budget(postgres_url):
+    store, name = Store.open(postgres_url), f"workers-{uuid.uuid4().hex[:8]}"
+    result = run_workers(_config(10, name), store, 4, accuracy=WidthAccuracy(), latency=BlockLatency())
+    assert result.ran == 10 and result.counts == {"COMPLETE": 10}
+    _assert_exactly(store, name, 10)
+
+
+@pytest.fixture()
+def fresh_database(postgres_url):
+    """An empty database on the test server: no Optuna schema, no tables of ours."""
+    name = f"fresh_{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+    admin.dispose()
+
+
+@pytest.mark.slow
+def test_eight_workers_started_together_on_a_fresh_database_all_start(fresh_database):
+    store = Store.open(fresh_database)
+    result = run_workers(_config(8, "fresh"), store, 8, accuracy=WidthAccuracy(), latency=BlockLatency())
+    assert result.counts == {"COMPLETE": 8}  # each worker's share is one trial: all eight ran theirs
+    _assert_exactly(store, "fresh", 8)
+
+
+@pytest.mark.slow
+def test_the_cli_runs_worker_processes_that_measure_latency(postgres_url, nas_cli):
+    name = f"cli-workers-{os.getpid()}"
+    out = nas_cli.json("search", "--space", "tiny", "--target-latency", "2ms", "--trials", "4", "--workers", "2",
+                       "--estimator", "params", "--pruner", "none", "--resolution", "64", "--storage", postgres_url,
+                       "--study", name)
+    assert out["ran"] == 4 and out["counts"] == {"COMPLETE": 4}
+    records = [TrialRecord.from_trial(t) for t in load_study(Store.open(postgres_url), name).trials]
+    assert all(r.latency_source == "measured" and r.latency_ms > 0 for r in records)
