@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import glob
 import json
 import os
 import platform
+import pwd
+import shutil
+import socket
+import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -30,3 +39,37 @@ def save(name: str, figures: dict, directory: Path = RESULTS) -> Path:
     path = directory / f"{name}.json"
     path.write_text(json.dumps({**provenance(), **figures}, indent=2, default=str) + "\n")
     return path
+
+
+@dataclass(frozen=True)
+class Postgres:
+    url: str
+    pg_ctl: tuple[str, ...]  # pg_ctl with the cluster's folder, log and options: add "start" or "-m", "fast", "stop"
+
+
+@contextlib.contextmanager
+def temporary_postgres() -> Iterator[Postgres]:
+    """A throwaway PostgreSQL cluster on a free loopback port (as tests/conftest.py starts one)."""
+    binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    if not binaries:
+        sys.exit("PostgreSQL is not installed; `./setup.sh --test` installs it")
+    bin_dir = Path(binaries[-1])
+    data = Path(tempfile.mkdtemp(prefix="nas-bench-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        postgres = pwd.getpwnam("postgres")
+        os.chown(data, postgres.pw_uid, postgres.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "postgres"],
+                   check=True, capture_output=True)
+    pg_ctl = (*as_user, str(bin_dir / "pg_ctl"), "-D", str(data / "db"), "-w", "-l", str(data / "log"), "-o",
+              f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off")
+    subprocess.run([*pg_ctl, "start"], check=True, capture_output=True)
+    try:
+        yield Postgres(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", pg_ctl)
+    finally:
+        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)

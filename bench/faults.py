@@ -33,7 +33,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import save  # noqa: E402
+from _common import save, temporary_postgres  # noqa: E402
 
 from nas.study import HEARTBEAT_S  # noqa: E402
 
@@ -107,61 +107,38 @@ def kill_loop(url: str, kills: int, trials: int, seed: int) -> dict:
     }
 
 
-def _pg_bin(name: str) -> str:
-    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
-    return str(found[-1]) if found else shutil.which(name)
-
-
 def postgres_restart(down_s: float) -> dict:
     """A search on a throwaway cluster; the server is stopped once a trial has finished, kept down
     ``down_s`` seconds and started again."""
-    import pwd
-    import socket
-
-    data = Path(tempfile.mkdtemp(prefix="nas-bench-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        pg = pwd.getpwnam("postgres")
-        os.chown(data, pg.pw_uid, pg.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctl = [*as_user, _pg_bin("pg_ctl"), "-D", str(data / "db"), "-w", "-l", str(data / "log"), "-o",
-           f"-p {port} -k {data} -c listen_addresses=127.0.0.1"]
-    subprocess.run([*as_user, _pg_bin("initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "postgres"],
-                   check=True, capture_output=True)
-    subprocess.run([*ctl, "start"], check=True, capture_output=True)
-    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    proc = subprocess.Popen(_search_args(url, 6), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    try:
-        while not _finished(url) and proc.poll() is None:
-            time.sleep(0.5)
-        before = _finished(url)
-        stopped = time.monotonic()
-        subprocess.run([*ctl, "-m", "fast", "stop"], check=True, capture_output=True)
-        while proc.poll() is None and time.monotonic() - stopped < down_s:
-            time.sleep(0.2)
-        exited_s = time.monotonic() - stopped if proc.poll() is not None else None
-        subprocess.run([*ctl, "start"], check=True, capture_output=True)
+    with temporary_postgres() as server:
+        url = server.url
+        proc = subprocess.Popen(_search_args(url, 6), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
         try:
-            _, err = proc.communicate(timeout=900)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            _, err = proc.communicate()
-        after = _finished(url)
-        lines = err.strip().splitlines()
-        return {"down_s": down_s, "exit": proc.returncode, "exited_while_down_after_s": exited_s,
-                "outcome": "reconnected" if proc.returncode == 0 else "exited",
-                "error_line": lines[-1] if lines and proc.returncode else None,
-                "traceback": "Traceback" in err, "completed_lost": sum(n not in after for n in before),
-                "completed_changed": sum(n in after and after[n] != before[n] for n in before)}
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        subprocess.run([*ctl, "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(data, ignore_errors=True)
+            while not _finished(url) and proc.poll() is None:
+                time.sleep(0.5)
+            before = _finished(url)
+            stopped = time.monotonic()
+            subprocess.run([*server.pg_ctl, "-m", "fast", "stop"], check=True, capture_output=True)
+            while proc.poll() is None and time.monotonic() - stopped < down_s:
+                time.sleep(0.2)
+            exited_s = time.monotonic() - stopped if proc.poll() is not None else None
+            subprocess.run([*server.pg_ctl, "start"], check=True, capture_output=True)
+            try:
+                _, err = proc.communicate(timeout=900)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                _, err = proc.communicate()
+            after = _finished(url)
+            lines = err.strip().splitlines()
+            return {"down_s": down_s, "exit": proc.returncode, "exited_while_down_after_s": exited_s,
+                    "outcome": "reconnected" if proc.returncode == 0 else "exited",
+                    "error_line": lines[-1] if lines and proc.returncode else None,
+                    "traceback": "Traceback" in err, "completed_lost": sum(n not in after for n in before),
+                    "completed_changed": sum(n in after and after[n] != before[n] for n in before)}
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
 
 
 def bad_inputs() -> dict:

@@ -14,18 +14,11 @@ PostgreSQL is a throwaway cluster (initdb in a temporary folder), as the tests s
 from __future__ import annotations
 
 import argparse
-import contextlib
-import glob
 import json
-import os
-import pwd
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from rich.console import Console
 from rich.table import Table
 
-from _common import save
+from _common import save, temporary_postgres
 from nas import SearchConfig
 from nas.estimators import LatencyEstimate, Report
 from nas.workers import ScaleOut, search
@@ -79,34 +72,6 @@ class SleepAccuracy:
         return 0.5
 
 
-@contextlib.contextmanager
-def temporary_postgres() -> Iterator[str]:
-    """A throwaway PostgreSQL cluster on a free loopback port (as tests/conftest.py starts one)."""
-    binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-    if not binaries:
-        sys.exit("PostgreSQL is not installed; `./setup.sh --test` installs it")
-    bin_dir = Path(binaries[-1])
-    data = Path(tempfile.mkdtemp(prefix="nas-bench-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        postgres = pwd.getpwnam("postgres")
-        os.chown(data, postgres.pw_uid, postgres.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    subprocess.run([*as_user, bin_dir / "initdb", "-D", data / "db", "-A", "trust", "-U", "postgres"],
-                   check=True, capture_output=True)
-    subprocess.run([*as_user, bin_dir / "pg_ctl", "-D", data / "db", "-w", "-l", data / "log", "-o",
-                    f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
-                   check=True, capture_output=True)
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_user, bin_dir / "pg_ctl", "-D", data / "db", "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(data, ignore_errors=True)
-
-
 def measure(name: str, url: str, scale: ScaleOut, trials: int, trial_s: float) -> dict[str, Any]:
     """One search of ``trials`` fixed-cost trials on a study of its own."""
     config = SearchConfig(space="tiny", target_latency_ms=10.0, trials=trials, pruner="none", sampler="random",
@@ -139,14 +104,14 @@ def main() -> None:
     from nas.ray_runner import start_ray
 
     rows = []
-    with tempfile.TemporaryDirectory() as folder, temporary_postgres() as postgres:
+    with tempfile.TemporaryDirectory() as folder, temporary_postgres() as server:
         rows.append(measure("sqlite-1", f"sqlite:///{folder}/bench.db", ScaleOut(1), trials, args.trial_s))
         for workers in (1, 2):
-            rows.append(measure(f"postgresql-{workers}", postgres, ScaleOut(workers), trials, args.trial_s))
+            rows.append(measure(f"postgresql-{workers}", server.url, ScaleOut(workers), trials, args.trial_s))
         start_ray(None, 2)  # once for both Ray runs: its start-up is not a trial's cost
         try:
             for workers in (1, 2):
-                rows.append(measure(f"ray-{workers}", postgres, ScaleOut(workers, "ray"), trials, args.trial_s))
+                rows.append(measure(f"ray-{workers}", server.url, ScaleOut(workers, "ray"), trials, args.trial_s))
         finally:
             ray.shutdown()
     by_name = {r["name"]: r for r in rows}

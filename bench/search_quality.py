@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -71,24 +72,53 @@ class Steps:
     def _read(self) -> dict:
         return json.loads(self.path.read_text()) if self.path.exists() else {"settings": self.settings, "done": {}}
 
-    def run(self, key: str, args: list[str], cwd: Path) -> object:
-        done = self._read()["done"]
-        if key not in done:
-            start = time.perf_counter()
-            proc = subprocess.run([*NAS, *args, "--json"], cwd=cwd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise SystemExit(f"`nas {' '.join(args)}` failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
+    def _write(self, kept: dict) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(kept))
+        tmp.replace(self.path)  # atomic: a kill never leaves half a file
+
+    def _claim(self, key: str) -> dict | None:
+        """The step's answer when done; else claim it for this process (None), waiting while
+        another live process of the folder runs it."""
+        while True:
             with self.lock:
                 kept = self._read()
-                done = kept["done"]
-                done[key] = {"answer": json.loads(proc.stdout), "wall_s": time.perf_counter() - start}
-                tmp = self.path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(kept))
-                tmp.replace(self.path)  # atomic: a kill never leaves half a file
-        return done[key]["answer"]
+                if key in kept["done"]:
+                    return kept["done"][key]["answer"]
+                running = kept.setdefault("running", {})
+                if not _alive(running.get(key)):
+                    running[key] = os.getpid()
+                    self._write(kept)
+                    return None
+            time.sleep(5)
+
+    def run(self, key: str, args: list[str], cwd: Path) -> object:
+        answer = self._claim(key)
+        if answer is not None:
+            return answer
+        start = time.perf_counter()
+        proc = subprocess.run([*NAS, *args, "--json"], cwd=cwd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"`nas {' '.join(args)}` failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
+        with self.lock:
+            kept = self._read()
+            kept["done"][key] = {"answer": json.loads(proc.stdout), "wall_s": time.perf_counter() - start}
+            kept.get("running", {}).pop(key, None)
+            self._write(kept)
+        return kept["done"][key]["answer"]
 
     def wall_s(self, key: str) -> float:
         return self._read()["done"][key]["wall_s"]
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def study_points(store: Store, name: str) -> list[Point]:

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from nas.cli.bars import PhaseBars
 from nas.cli.common import JsonOpt, StorageOpt, StudyOpt, app, err, out, print_json
 from nas.errors import UsageError
 
@@ -22,27 +22,6 @@ ThreadsOpt = Annotated[int, typer.Option(help="CPU threads")]
 AllocatorOpt = Annotated[str, typer.Option(help="kept (glibc keeps freed memory, nas's default) | default (a plain process)")]
 SpaceOpt = Annotated[str, typer.Option(help="search space (see `nas spaces`)")]
 TableResolutionOpt = Annotated[int, typer.Option("--resolution", help="input size the table is for")]
-
-
-class _Bars:
-    """One progress bar per phase, fed by the API's (phase, done, total) callback."""
-
-    def __init__(self) -> None:
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                 TextColumn("left"), TimeRemainingColumn(), console=err)
-        self.tasks: dict[str, Any] = {}
-
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        if phase not in self.tasks:
-            self.tasks[phase] = self.progress.add_task(phase, total=total)
-        self.progress.update(self.tasks[phase], completed=done)
-
-    def __enter__(self) -> _Bars:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
 
 
 def _settings(backend: str, threads: int, resolution: int, allocator: str):
@@ -94,7 +73,7 @@ def build(
     store = Store.open(storage)
     settings = _settings(backend, threads, resolution, allocator)
     try:
-        with _Bars() as bars:
+        with PhaseBars() as bars:
             result = build_table(store, space, settings, calibration_samples=calibration, progress=None if as_json else bars)
     except KeyboardInterrupt:
         raise _interrupted() from None
@@ -131,7 +110,7 @@ def validate(
     store = Store.open(storage)
     settings = _settings(backend, threads, resolution, allocator)
     try:
-        with _Bars() as bars:
+        with PhaseBars() as bars:
             report = validate_table(store, space, settings, samples=samples, progress=None if as_json else bars)
     except KeyboardInterrupt:
         raise _interrupted() from None
@@ -187,7 +166,7 @@ def predict(
     settings = _settings(backend, threads, resolution or arch.input_size(), allocator)
     predictor = load_predictor(store, settings, space or arch.provenance.get("space"))
     if fill:
-        with _Bars() as bars:
+        with PhaseBars() as bars:
             predictor, filled = fill_missing(store, predictor, arch.genotype, None if as_json else bars)
     else:
         filled = 0

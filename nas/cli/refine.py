@@ -4,39 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from nas.cli.bars import PhaseBars
 from nas.cli.common import JsonOpt, StorageOpt, StudyOpt, app, err, nas_command, open_hints, out, print_json
 from nas.errors import EXIT_NOT_REACHED
 
 if TYPE_CHECKING:
     from nas.refine import RefineResult
-
-
-class _Bars:
-    """One bar per phase (an iteration, a training, measuring new table layers); a phase's total may
-    change between calls (each table fill has its own)."""
-
-    def __init__(self) -> None:
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                 TextColumn("left"), TimeRemainingColumn(), console=err)
-        self.tasks: dict[str, Any] = {}
-
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        if phase not in self.tasks:
-            self.tasks[phase] = self.progress.add_task(phase, total=total)
-        self.progress.update(self.tasks[phase], completed=done, total=total)
-
-    def __enter__(self) -> _Bars:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
 
 
 def _print(result: RefineResult) -> None:
@@ -99,7 +77,7 @@ def refine(
         if as_json:
             result = run_refine(arch, config, store)
         else:
-            with _Bars() as bars:
+            with PhaseBars() as bars:
                 result = run_refine(arch, config, store, bars)
     except KeyboardInterrupt:
         err.print("interrupted: finished iterations are stored; run the same command again to resume")

@@ -79,4 +79,11 @@ def test_quick_run_writes_every_figure_and_resumes_from_its_work_folder(tmp_path
     assert {"accuracy_delta_pts", "latency_ratio"} <= set(first["found_vs_best_baseline"])
     assert (tmp_path / "results" / "search_quality.json").exists() and (tmp_path / "results" / "search_quality.html").exists()
     again = json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
-    assert again["runs"] == runs and again["baselines"] == first["baselines"]  # every step read back, none re-run
+    timed = ("latency_ms", "latency_spread_ms")  # the side-by-side timing runs again each time, on purpose
+
+    def untimed(rows):
+        return [{k: v for k, v in row.items() if k not in timed} for row in rows]
+
+    assert untimed(r["found"] for r in again["runs"]) == untimed(r["found"] for r in runs)  # read back, not re-run
+    assert [r["front"] for r in again["runs"]] == [r["front"] for r in runs]
+    assert untimed(again["baselines"]) == untimed(first["baselines"])
