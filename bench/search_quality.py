@@ -183,6 +183,9 @@ def compare(found: dict, baselines: list[dict]) -> dict:
         "accuracy_delta_pts": rival and 100 * (found["accuracy"] - rival["accuracy"]),
         "best_baseline_of_equal_or_lower_accuracy": slower and slower["name"],
         "latency_ratio": slower and slower["latency_ms"] / found["latency_ms"],
+        # the baselines both faster and more accurate: a ratio against a dominated baseline proves little
+        "dominated_by": [b["name"] for b in baselines
+                         if b["latency_ms"] <= found["latency_ms"] and b["accuracy"] > found["accuracy"]],
     }
 
 
@@ -214,10 +217,10 @@ def plot(figures: dict, fronts: dict[str, list[Point]], path: Path) -> list[str]
     fig.update_layout(width=1400, height=600, title=f"nas search vs the papers' networks, T = {target:g} ms")
     html = path.with_suffix(".html")
     fig.write_html(html, include_plotlyjs="cdn")
-    written = [str(html)]
+    written = [html.name]
     try:
         fig.write_image(path.with_suffix(".png"))
-        written.append(str(path.with_suffix(".png")))
+        written.append(path.with_suffix(".png").name)
     except Exception as error:  # kaleido needs a Chromium on PATH; the HTML is enough without one
         print(f"no PNG ({type(error).__name__}: {error})", file=sys.stderr)
     return written
@@ -436,7 +439,8 @@ def report(figures: dict, console: Console) -> None:
                       f"vs {c['best_baseline_at_equal_or_lower_latency']} (as fast or faster): "
                       f"{'-' if c['accuracy_delta_pts'] is None else format(c['accuracy_delta_pts'], '+.1f')} pts; "
                       f"vs {c['best_baseline_of_equal_or_lower_accuracy']} (as accurate or less): "
-                      f"{'-' if c['latency_ratio'] is None else format(c['latency_ratio'], '.2f')}x faster")
+                      f"{'-' if c['latency_ratio'] is None else format(c['latency_ratio'], '.2f')}x faster; "
+                      f"dominated by (faster and more accurate): {', '.join(c['dominated_by']) or 'none'}")
 
 
 if __name__ == "__main__":

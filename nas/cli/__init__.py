@@ -12,14 +12,12 @@ import sqlite3
 import sys
 import threading
 
-from sqlalchemy.exc import SQLAlchemyError
 from typer import Abort
 from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer vendors click and re-exports neither
 
 from nas.cli import dashboard, estimators, latency, models, refine, scale, search, supernet  # noqa: F401 -- each registers its commands
 from nas.cli.common import app
 from nas.errors import EXIT_DATABASE, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, NasError
-from storage import StorageError, database_error, resolve_url
 
 _TERMINATED = threading.Event()
 
@@ -32,6 +30,8 @@ def _terminate(signum: int, frame: object) -> None:
 
 def _caused_by_database(error: BaseException | None) -> bool:
     """Whether a driver error is at the root of ``error`` (Optuna wraps them in its own)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     while error is not None:
         if isinstance(error, (SQLAlchemyError, sqlite3.Error)):
             return True
@@ -71,18 +71,21 @@ def main() -> None:
     except NasError as error:
         print(f"error: {error}", file=sys.stderr)
         code = EXIT_USAGE
-    except StorageError as error:
-        print(f"error: {error}", file=sys.stderr)
-        code = EXIT_DATABASE[error.fault]
-    except Exception as error:  # a database fault in the middle of a command, maybe wrapped by Optuna
-        if not _caused_by_database(error):
-            raise
-        fault = database_error(error, resolve_url(_storage_flag()))
-        print(f"error: {fault}", file=sys.stderr)
-        code = EXIT_DATABASE[fault.fault]
     except (KeyboardInterrupt, Abort):  # commands with something to resume say how themselves
         print("interrupted: what finished is stored; run the same command again to resume", file=sys.stderr)
         code = EXIT_INTERRUPTED
+    except Exception as error:  # a database fault, maybe wrapped by Optuna (storage loads only now: --help stays fast)
+        from storage import StorageError, database_error, resolve_url
+
+        if isinstance(error, StorageError):
+            print(f"error: {error}", file=sys.stderr)
+            code = EXIT_DATABASE[error.fault]
+        elif _caused_by_database(error):
+            fault = database_error(error, resolve_url(_storage_flag()))
+            print(f"error: {fault}", file=sys.stderr)
+            code = EXIT_DATABASE[fault.fault]
+        else:
+            raise
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -60,8 +60,11 @@ def test_compare_states_both_mnasnet_claims():
     assert result["best_baseline_at_equal_or_lower_latency"] == "a"
     assert result["accuracy_delta_pts"] == pytest.approx(6.0)
     assert result["best_baseline_of_equal_or_lower_accuracy"] == "b" and result["latency_ratio"] == pytest.approx(2.0)
+    assert result["dominated_by"] == []
     alone = compare({"name": "found", "accuracy": 0.5, "latency_ms": 5.0}, baselines)
     assert alone["accuracy_delta_pts"] is None and alone["latency_ratio"] is None
+    beaten = compare({"name": "found", "accuracy": 0.82, "latency_ms": 35.0}, baselines)
+    assert beaten["dominated_by"] == ["b"] and beaten["latency_ratio"] == pytest.approx(10.0 / 35.0)
 
 
 @pytest.mark.slow
