@@ -42,7 +42,7 @@ from nas.runner import TrialRunner
 from nas.search import SearchObserver, SearchResult, make_objective, make_pruner, prepare_search, search_result
 from nas.study import FINISHED, spent_budget
 from search_spaces import get_space
-from storage import INTERRUPTED, PARETO_METRICS, REWARD_METRICS, Store, TrialRecord, write_trial
+from storage import INTERRUPTED, PARETO_METRICS, REWARD_METRICS, Store, StoredTrial, TrialRecord, write_trial
 
 NUMBER = "nas_trial_number"  # the key of a Ray trial's config that carries its Optuna trial number
 PRUNED = "nas_pruned"  # the key of a Ray trial's result that says the pruner stopped it (Tune needs a result)
@@ -88,18 +88,6 @@ def run_trial(tune_config: dict[str, Any], job: RayTrialJob) -> None:
         tune.report(job.pruned())
         return
     tune.report(job.metrics(value))
-
-
-@dataclass(frozen=True)
-class _TrialAttrs:
-    """A stored trial's attributes as a write target (``storage.write_trial``), for the driver,
-    which holds no live ``optuna.Trial`` of it."""
-
-    storage: optuna.storages.BaseStorage
-    trial_id: int
-
-    def set_user_attr(self, key: str, value: Any) -> None:
-        self.storage.set_trial_user_attr(self.trial_id, key, value)
 
 
 class StudySearch(OptunaSearch):
@@ -187,7 +175,7 @@ class StudySearch(OptunaSearch):
         """Keeps the reason the trial stored itself (an exception's); a finished trial is left as it is."""
         trial = self._trial(number)
         if trial.state == TrialState.RUNNING and TrialRecord.from_trial(trial).fail_reason is None:
-            write_trial(_TrialAttrs(self.target_storage, self._trial_id(number)), fail_reason=reason)
+            write_trial(StoredTrial(self.target_storage, self._trial_id(number)), fail_reason=reason)
 
     def _finish(self, number: int, reason: str) -> None:
         """Whatever happened, the trial ends finished: FAIL with ``reason`` if still RUNNING; then its

@@ -8,7 +8,7 @@ from storage import latency, reference  # every table module: our tables are cre
 from storage.contract import (
     DEVICE_IMPLIED, INTERRUPTED, LATENCY_CONSTRAINT, PARETO_METRICS, REFINE_BASELINE, REFINE_FINAL, REFINE_START,
     REWARD_METRICS, StudyRecord, TrialRecord,
-    device_identity, read_device, write_trial,
+    StoredTrial, device_identity, read_device, write_trial,
 )
 from storage.database import (
     DEFAULT_URL, FAULTS, StorageError, check_url, database_error, open_optuna_storage, require_database, resolve_url,
@@ -21,5 +21,5 @@ __all__ = [
     "REFINE_START", "REWARD_METRICS", "RUN_KINDS", "Run",
     "StorageError", "Store", "StudyRecord", "TrialRecord", "add_run",
     "check_url", "database_error", "device_identity", "latency", "list_runs", "reference", "open_optuna_storage",
-    "read_device", "require_database", "resolve_url", "write_trial",
+    "read_device", "require_database", "resolve_url", "StoredTrial", "write_trial",
 ]

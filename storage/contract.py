@@ -116,6 +116,22 @@ _TRIAL_ATTRS = frozenset(f.name for f in fields(TrialRecord)) - {"number", "stat
 _REPLAY_ATTRS = ("seed_arch", "warm_start")
 
 
+class TrialAttrStorage(Protocol):
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None: ...
+
+
+@dataclass(frozen=True)
+class StoredTrial:
+    """A stored trial as a ``write_trial`` target, for a process that holds no live
+    ``optuna.Trial`` of it (a trial a killed run left, a Ray trial seen from the driver)."""
+
+    storage: TrialAttrStorage
+    trial_id: int
+
+    def set_user_attr(self, key: str, value: Any) -> None:
+        self.storage.set_trial_user_attr(self.trial_id, key, value)
+
+
 def write_trial(trial: AttrTarget, **attrs: Any) -> None:
     """Store contract fields on a running trial; an unknown name is a bug, caught here."""
     unknown = set(attrs) - _TRIAL_ATTRS

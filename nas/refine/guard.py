@@ -12,9 +12,7 @@ import hashlib
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import optuna
 from filelock import FileLock, Timeout
@@ -23,7 +21,7 @@ from sqlalchemy.engine import make_url
 
 from nas.errors import UsageError
 from nas.study import HEARTBEAT_S
-from storage import INTERRUPTED, Store, write_trial
+from storage import INTERRUPTED, Store, StoredTrial, write_trial
 
 
 def lock_path(store: Store, study: str) -> Path:
@@ -51,24 +49,12 @@ def study_lock(store: Store, study: str) -> Iterator[None]:
         lock.release()
 
 
-@dataclass(frozen=True)
-class _StoredTrial:
-    """A stored trial's attributes as a write target (``storage.write_trial``): the process that
-    asked for the trial, and held its ``optuna.Trial``, is gone."""
-
-    storage: optuna.storages.BaseStorage
-    trial_id: int
-
-    def set_user_attr(self, key: str, value: Any) -> None:
-        self.storage.set_trial_user_attr(self.trial_id, key, value)
-
-
 def fail_abandoned(study: optuna.Study, store: Store) -> None:
     """Mark every RUNNING trial FAIL, ``interrupted`` (refine scores it again); call it under the lock."""
     storage = store.optuna(HEARTBEAT_S)  # the study's own storage (one per process)
     study_id = storage.get_study_id_from_name(study.study_name)
     numbers = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
     for number in numbers:
-        write_trial(_StoredTrial(storage, storage.get_trial_id_from_study_id_trial_number(study_id, number)),
+        write_trial(StoredTrial(storage, storage.get_trial_id_from_study_id_trial_number(study_id, number)),
                     fail_reason=INTERRUPTED)
         study.tell(number, state=TrialState.FAIL)
