@@ -180,9 +180,9 @@ def test_ctrl_c_stores_the_trial_as_interrupted_and_the_resume_runs_it_again(nas
         except sqlite3.OperationalError:
             return False
 
-    wait_for(lambda: db.exists() and training(), timeout=120)
+    wait_for(lambda: db.exists() and training(), timeout=300)  # generous: other slow tests may leave the two cores busy
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=300)
     assert proc.returncode == 130 and "run the same command to resume" in err and "Traceback" not in err
     first = nas_cli.json("trials")["trials"]
     assert [(t["state"], t["fail_reason"]) for t in first] == [("FAIL", "interrupted"), ("WAITING", None)]
