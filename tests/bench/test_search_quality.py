@@ -69,7 +69,7 @@ def test_compare_states_both_mnasnet_claims():
 
 @pytest.mark.slow
 def test_quick_run_writes_every_figure_and_resumes_from_its_work_folder(tmp_path):
-    args = [sys.executable, str(BENCH / "search_quality.py"), "--quick", "--space", "tiny", "--target-latency", "50ms",
+    args = [sys.executable, str(BENCH / "search_quality.py"), "--quick", "--space", "tiny", "--target-latency", "10s",
             "--budget", "10s", "--baselines", "mobilenetv3_small_050", "--final-epochs", "1",
             "--workdir", str(tmp_path / "work"), "--results", str(tmp_path / "results"), "--json"]
     first = json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
@@ -78,7 +78,7 @@ def test_quick_run_writes_every_figure_and_resumes_from_its_work_folder(tmp_path
         assert {"best_accuracy_under_target", "spread", "hypervolume", "time_to_random_best_s"} <= set(method)
     assert [b["name"] for b in first["baselines"]] == ["mobilenetv3_small_050"]
     runs = first["runs"]
-    assert all(r["trials"] >= 1 and r["found"] and 0 <= r["found"]["accuracy"] <= 1 for r in runs)  # 50 ms: all feasible
+    assert all(r["trials"] >= 1 and r["found"] and 0 <= r["found"]["accuracy"] <= 1 for r in runs)  # 10 s: every tiny network is under it
     assert {"accuracy_delta_pts", "latency_ratio"} <= set(first["found_vs_best_baseline"])
     assert (tmp_path / "results" / "search_quality.json").exists() and (tmp_path / "results" / "search_quality.html").exists()
     again = json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
