@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def _print(result: RefineResult) -> None:
     table = Table(title=f"{result.start} refined to {result.target_latency_ms:g} ms (study {result.study})")
-    for column in ("iteration", "trial", "kept proposal", "latency ms (table)", "val acc % (short-tuned)"):
+    for column in ("iteration", "trial", "kept proposal", "latency ms (priced)", "val acc % (short-tuned)"):
         table.add_column(column, justify="left" if column == "kept proposal" else "right")
     for step in result.path:
         table.add_row(str(step.iteration), str(step.trial), step.proposal, f"{step.latency_ms:.2f}", f"{100 * step.accuracy:.1f}")
@@ -94,8 +94,8 @@ def refine(
     else:
         _print(result)
         if result.end_latency_ms > result.target_latency_ms and result.reached:
-            out.print(f"note: measured {result.end_latency_ms:.2f} ms is above the target, which the latency table said "
-                      "was met; a lower target compensates")
+            out.print(f"note: measured {result.end_latency_ms:.2f} ms after the long fine-tuning is above the target, "
+                      "which the result met beside the start before it; the machine's speed drifts between the two")
         for line in open_hints(storage, str(store), result.study):
             out.print(line)
     if not result.reached:

@@ -118,7 +118,7 @@ class Kept:
     iteration: int
     trial: int  # its trial in the refinement's study
     genotype: Genotype
-    latency_ms: float  # from the table, anchored on the start's measurement
+    latency_ms: float  # the start's measurement less the savings of each step (re-anchored when confirmed)
     accuracy: float
     model: torch.nn.Module
 

@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 
 from inprocess import run_nas
 from nas.architecture import Architecture
-from nas.errors import EXIT_NOT_REACHED
+from nas.errors import EXIT_NOT_REACHED, UsageError
 from nas.latency import LatencySettings
 from nas.refine import RefineConfig, refine
 from nas.refine.proposals import widths
@@ -113,3 +113,16 @@ def test_unknown_or_failed_trials_are_refused(tmp_path, monkeypatch, capsys):
     assert code == 2 and "FAIL trial" in stderr
     code, stderr = run_nas(["refine", "7", "--study", "s", "--target-latency", "5ms"], monkeypatch, capsys)
     assert code == 2 and "has no trial 7" in stderr
+
+
+def test_a_start_latency_the_caller_measured_anchors_the_table(tmp_path, one_thread):
+    """A bench measures the start side by side with the result; the refinement anchors on that figure.
+    (Whether the result then meets the target is the machine's to say: not asserted.)"""
+    store = Store.open(f"sqlite:///{tmp_path / 'nas.db'}")
+    config = RefineConfig(**{**FAST, "target_latency_ms": 48.0, "long_tune": 0, "start_latency_ms": 50.0})
+    result = refine(Architecture("tiny", TINY), config, store)
+    assert result.path[0].latency_ms == 50.0 and all(step.latency_ms < 50.0 for step in result.path[1:])
+    with pytest.raises(UsageError, match="already runs in 50.00 ms"):
+        refine(Architecture("tiny", TINY), RefineConfig(**{**config.__dict__, "target_latency_ms": 60.0, "study": "b"}), store)
+    with pytest.raises(UsageError, match="start's latency must be > 0"):
+        RefineConfig(**{**FAST, "start_latency_ms": 0.0})
