@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--step-fraction", type=float, default=0.05)
     parser.add_argument("--decay", type=float, default=0.96)
     parser.add_argument("--pretrain", type=int, default=180)
-    parser.add_argument("--short-tune", type=int, default=10)
+    parser.add_argument("--short-tune", type=int, default=40)
     parser.add_argument("--long-tune", type=int, default=180)
     parser.add_argument("--rounds", type=int, default=5, help="side-by-side timing rounds; each network keeps its fastest")
     parser.add_argument("--db", type=Path, default=Path(__file__).parent / ".netadapt.db")

@@ -22,9 +22,10 @@ def _parse(text: str, units: dict[str, float], flag: str, example: str) -> float
         raise UsageError(f"{flag}: {text!r} has no unit; write e.g. {example} (units: {accepted})")
     if unit not in units:
         raise UsageError(f"{flag}: unknown unit {unit!r} in {text!r}; units: {accepted}")
-    if not math.isfinite(number) or number <= 0:
-        raise UsageError(f"{flag}: {text!r} must be greater than zero")
-    return number * units[unit]
+    value = number * units[unit]  # checked after the unit: 1e305s overflows in ms, 1e-320us vanishes
+    if not math.isfinite(value) or value <= 0:
+        raise UsageError(f"{flag}: {text!r} must be greater than zero and finite")
+    return value
 
 
 def parse_latency_ms(text: str, flag: str = "--target-latency") -> float:

@@ -37,7 +37,7 @@ def refine(
     target_latency: Annotated[str, typer.Option("--target-latency", help="latency to reach on this device, e.g. 15ms")],
     decay: Annotated[float, typer.Option(help="each iteration's cut is the last one's times this (NetAdapt)")] = 0.96,
     step_fraction: Annotated[float, typer.Option(help="the first iteration's cut, as a fraction of the start's latency")] = 0.025,
-    short_tune: Annotated[int, typer.Option(help="fine-tuning steps per proposal")] = 30,
+    short_tune: Annotated[int, typer.Option(help="fine-tuning steps per proposal")] = 40,
     long_tune: Annotated[int, typer.Option(help="fine-tuning steps for the result (and for the start it is compared with)")] = 180,
     pretrain: Annotated[int, typer.Option(help="steps that train the start from scratch on the proxy task")] = 180,
     select: Annotated[str, typer.Option(help="ratio (accuracy change per ms saved, MobileNetV3) | accuracy (NetAdapt)")] = "ratio",
