@@ -173,7 +173,7 @@ def _write_onnx(network: Network, path: Path, x: torch.Tensor, resolution: int, 
 
 def _trace(model: torch.nn.Module, x: torch.Tensor) -> torch.jit.ScriptModule:
     """The TorchScript graph a ``.pt`` export holds. nas times this graph, not the eager module:
-    TorchScript runs these networks 10-35% faster than eager torch here (bench/deployed_latency.py)."""
+    TorchScript ran these networks 10-37% faster than eager torch here (bench/deployed_latency.py)."""
     import warnings
 
     with warnings.catch_warnings(), torch.no_grad():

@@ -5,8 +5,9 @@ least 1% of it, MobileNetV3's rule), never below the target. Each proposal (``pr
 the widest width that meets the goal, its saving priced from the layers it changes timed beside the
 parent's (``nas.refine.latency``), inherits its parent's
 weights, is fine-tuned briefly and scored; the one kept maximises accuracy change per ms saved
-(MobileNetV3) or accuracy (NetAdapt). The result is fine-tuned longer, then it and the start
-(given the same fine-tuning) are measured for real. Every network is a trial of the refinement's
+(MobileNetV3) or accuracy (NetAdapt). A network priced at the target is timed beside the start
+and re-anchored on the measured ratio; the schedule goes on while it measures above the target. The
+result is fine-tuned longer, then it and the start (given the same fine-tuning) are measured for real. Every network is a trial of the refinement's
 own study, through the trial runner; each kept network's weights are saved beside the database,
 so an interrupted refinement resumes after the last kept iteration.
 """
@@ -270,8 +271,7 @@ class _Refinement:
         """``kept`` with its latency re-anchored on a real measurement: it and the start timed side by
         side, the start's anchored figure times their ratio. The savings that led to it are layer
         timings; this is where the whole network answers for them."""
-        start = Kept.load(self.folder / "iteration-0.safetensors", self.data, self.config.proxy_resolution)
-        start_m, kept_m = measure_networks([start.genotype, kept.genotype], self.config.latency,
+        start_m, kept_m = measure_networks([self.arch.genotype, kept.genotype], self.config.latency,
                                            f"confirm iteration {kept.iteration} beside the start", self.progress)
         return replace(kept, latency_ms=self.start_ms * kept_m.latency_ms / start_m.latency_ms)
 
@@ -319,10 +319,10 @@ def refine(start: Architecture, config: RefineConfig, store: Store, progress: Pr
         run = _Refinement(start, config, store, progress)
         kept, reason = run.start(), None  # the start's measured latency is above the target
         while True:
-            if kept.latency_ms <= config.target_latency_ms:
-                kept = run.confirm(kept)  # measured above the target: the schedule goes on from the measured figure
+            if kept.latency_ms <= config.target_latency_ms:  # priced at the target: measure it
+                kept = run.confirm(kept)
                 if kept.latency_ms <= config.target_latency_ms:
-                    break
+                    break  # else measured above it: the schedule goes on from the measured figure
             step = run.iterate(kept)
             if isinstance(step, str):
                 reason = step

@@ -22,7 +22,7 @@ def table() -> SideBySideLatency:
 
 
 def _changed(parent: Genotype, child: Genotype) -> list[tuple]:
-    return [(a, b) for a, b in zip(network_layers(parent, 64), network_layers(child, 64)) if a.key != b.key]
+    return [(a, b) for a, b in zip(network_layers(parent, 64), network_layers(child, 64), strict=True) if a.key != b.key]
 
 
 def test_the_start_is_priced_at_its_measured_latency(table):
