@@ -7,6 +7,8 @@ NetAdapt refinement and Ray Tune workers are to); what differs is the estimators
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import optuna
@@ -20,6 +22,17 @@ from nas.reward import Reward
 from nas.study import enqueue_again, fail_reason
 from search_spaces import Genotype, build_model
 from storage import LATENCY_CONSTRAINT, Store, TrialRecord, write_trial
+
+
+@contextmanager
+def _unless_the_database_refuses() -> Iterator[None]:
+    """Bookkeeping after Ctrl-C is best effort: the interrupt may have cut a write short and left
+    SQLite locked for a moment (a suite run in the background saw "database is locked" once). A trial
+    whose reason is not stored is still run again: the resume counts a reasonless FAIL as interrupted."""
+    try:
+        yield
+    except Exception:  # the KeyboardInterrupt being handled is re-raised by the caller
+        pass
 
 
 class _Stopwatch:
@@ -99,14 +112,18 @@ class TrialRunner:
             accuracy = self.accuracy.accuracy(genotype, report)
             write_trial(trial, accuracy=accuracy)
             watch.lap("accuracy_s")
-        except (Exception, KeyboardInterrupt) as err:
-            if not isinstance(err, optuna.TrialPruned):
-                write_trial(trial, fail_reason=fail_reason(err))
-                if isinstance(err, KeyboardInterrupt) and self.requeue:
+        except KeyboardInterrupt:
+            with _unless_the_database_refuses():  # the interrupt, not a write it broke, is what the user sees
+                write_trial(trial, fail_reason=fail_reason(KeyboardInterrupt()), timings_s=watch.seconds)
+                if self.requeue:
                     enqueue_again(trial)
             raise
-        finally:
+        except Exception as err:
+            if not isinstance(err, optuna.TrialPruned):
+                write_trial(trial, fail_reason=fail_reason(err))
             write_trial(trial, timings_s=watch.seconds)
+            raise
+        write_trial(trial, timings_s=watch.seconds)
         if self.pareto:
             return accuracy, latency.latency_ms
         return self.reward(accuracy, latency.latency_ms)

@@ -27,6 +27,12 @@ settings.register_profile("repeatable", derandomize=True, database=None)
 settings.register_profile("explore")
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
+# A suite started in the background (`pytest &` in a script) inherits SIGINT ignored, and so would
+# every nas it starts, which then never sees the Ctrl-C a test sends (the Ctrl-C tests failed so).
+# A handled signal is back at its default in each child after exec.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 def free_port() -> int:
     with socket.socket() as s:
