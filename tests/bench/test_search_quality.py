@@ -78,7 +78,11 @@ def test_quick_run_writes_every_figure_and_resumes_from_its_work_folder(tmp_path
         assert {"best_accuracy_under_target", "spread", "hypervolume", "time_to_random_best_s"} <= set(method)
     assert [b["name"] for b in first["baselines"]] == ["mobilenetv3_small_050"]
     runs = first["runs"]
-    assert all(r["trials"] >= 1 and r["found"] and 0 <= r["found"]["accuracy"] <= 1 for r in runs)  # 10 s: every tiny network is under it
+    assert all(r["trials"] >= 1 for r in runs)
+    for r in runs:  # which trials are under the target is the machine's to say; the found one is the best of them
+        found = r["found"]
+        assert (found is None) == (r["best_proxy_under_target"] is None)
+        assert found is None or (found["study"] == r["study"] and found["proxy_accuracy"] == r["best_proxy_under_target"])
     assert {"accuracy_delta_pts", "latency_ratio"} <= set(first["found_vs_best_baseline"])
     assert (tmp_path / "results" / "search_quality.json").exists() and (tmp_path / "results" / "search_quality.html").exists()
     again = json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
