@@ -21,7 +21,7 @@ from nas.notes import upload_architecture
 from nas.reward import Reward
 from nas.study import enqueue_again, fail_reason
 from search_spaces import Genotype, build_model
-from storage import LATENCY_CONSTRAINT, Store, TrialRecord, write_trial
+from storage import INTERRUPTED, LATENCY_CONSTRAINT, Store, TrialRecord, write_trial
 
 
 @contextmanager
@@ -114,14 +114,13 @@ class TrialRunner:
             watch.lap("accuracy_s")
         except KeyboardInterrupt:
             with _unless_the_database_refuses():  # the interrupt, not a write it broke, is what the user sees
-                write_trial(trial, fail_reason=fail_reason(KeyboardInterrupt()), timings_s=watch.seconds)
+                write_trial(trial, fail_reason=INTERRUPTED, timings_s=watch.seconds)
                 if self.requeue:
                     enqueue_again(trial)
             raise
         except Exception as err:
-            if not isinstance(err, optuna.TrialPruned):
-                write_trial(trial, fail_reason=fail_reason(err))
-            write_trial(trial, timings_s=watch.seconds)
+            failure = {} if isinstance(err, optuna.TrialPruned) else {"fail_reason": fail_reason(err)}
+            write_trial(trial, timings_s=watch.seconds, **failure)
             raise
         write_trial(trial, timings_s=watch.seconds)
         if self.pareto:
