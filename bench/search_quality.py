@@ -15,6 +15,7 @@ with the same ``--workdir`` resumes after an interruption instead of starting ov
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -58,33 +59,36 @@ class Point:
 
 
 class Steps:
-    """Each finished step's JSON answer, kept in ``workdir/steps.json``: a rerun skips what is done.
-    The settings are kept with them, and a rerun with other settings is refused. Several processes
-    may share a folder (``--only baselines`` beside the searches): each write merges under a lock."""
+    """Each finished step's JSON answer, kept with its command in ``workdir/steps.json``: a rerun
+    skips a step done with the same command and runs it again when its command changed (another
+    final recipe re-trains, the searches are kept). Several processes may share a folder
+    (``--only baselines`` beside the searches): each write merges under a lock."""
 
-    def __init__(self, workdir: Path, settings: dict) -> None:
-        self.path, self.settings = workdir / "steps.json", json.loads(json.dumps(settings))  # as read back
+    def __init__(self, workdir: Path) -> None:
+        self.path = workdir / "steps.json"
         self.lock = FileLock(str(workdir / "steps.lock"))
-        kept = self._read()
-        if kept["settings"] != self.settings:
-            raise SystemExit(f"{workdir} holds a run with other settings ({kept['settings']}); use another --workdir")
 
     def _read(self) -> dict:
-        return json.loads(self.path.read_text()) if self.path.exists() else {"settings": self.settings, "done": {}}
+        return json.loads(self.path.read_text()) if self.path.exists() else {"done": {}}
 
     def _write(self, kept: dict) -> None:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(kept))
         tmp.replace(self.path)  # atomic: a kill never leaves half a file
 
-    def _claim(self, key: str) -> dict | None:
-        """The step's answer when done; else claim it for this process (None), waiting while
-        another live process of the folder runs it."""
+    def _claim(self, key: str, args: list[str], redo: bool) -> dict | None:
+        """The step's answer when done with ``args``; else claim it for this process (None),
+        waiting while another live process of the folder runs it. A step done with other args is
+        run again only when ``redo`` (its output goes elsewhere); else the folder is refused."""
         while True:
             with self.lock:
                 kept = self._read()
-                if key in kept["done"]:
-                    return kept["done"][key]["answer"]
+                done = kept["done"].get(key)
+                if done is not None and done["args"] == args:
+                    return done["answer"]
+                if done is not None and not redo:
+                    raise SystemExit(f"{self.path.parent} holds {key} run as `nas {' '.join(done['args'])}`; "
+                                     "use another --workdir for other search settings")
                 running = kept.setdefault("running", {})
                 if not _alive(running.get(key)):
                     running[key] = os.getpid()
@@ -92,8 +96,8 @@ class Steps:
                     return None
             time.sleep(5)
 
-    def run(self, key: str, args: list[str], cwd: Path) -> object:
-        answer = self._claim(key)
+    def run(self, key: str, args: list[str], cwd: Path, redo: bool = False) -> object:
+        answer = self._claim(key, args, redo)
         if answer is not None:
             return answer
         start = time.perf_counter()
@@ -102,7 +106,7 @@ class Steps:
             raise SystemExit(f"`nas {' '.join(args)}` failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
         with self.lock:
             kept = self._read()
-            kept["done"][key] = {"answer": json.loads(proc.stdout), "wall_s": time.perf_counter() - start}
+            kept["done"][key] = {"args": args, "answer": json.loads(proc.stdout), "wall_s": time.perf_counter() - start}
             kept.get("running", {}).pop(key, None)
             self._write(kept)
         return kept["done"][key]["answer"]
@@ -239,8 +243,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated: tpe, nsga2, random")
     parser.add_argument("--baselines", help="comma-separated `nas baselines` names [default: the papers' networks and "
                                             "width variants of the MobileNets]")
-    parser.add_argument("--final-epochs", help="final recipe epochs [default: auto, BiT-HyperRule; quick: 2]")
-    parser.add_argument("--final-resolution", type=int, help="final recipe resolution [default: 32]")
+    parser.add_argument("--final-epochs", help="final recipe epochs (`nas train --epochs`) [default: 12; quick: 2]")
+    parser.add_argument("--final-resolution", type=int, help="final recipe resolution: 64 leaves a 2x2 last map at "
+                                                             "total stride 32, as the proxy's [default: 64]")
     parser.add_argument("--search-args", default="", help="extra `nas search` flags for every run, e.g. '--epochs 2'")
     parser.add_argument("--only", choices=("baselines", "searches"), help="run this stage only (its results are kept)")
     parser.add_argument("--workdir", type=Path, help="keep every step here; the same command resumes [default: a temp folder]")
@@ -267,6 +272,11 @@ class Bench:
     store: Store
     console: Console
 
+    @property
+    def runs(self) -> Path:
+        """The final recipe's checkpoints (relative to the workdir): another recipe trains beside them."""
+        return Path("runs") / hashlib.sha256(json.dumps(self.recipe).encode()).hexdigest()[:8]
+
 
 def run_searches(bench: Bench) -> tuple[list[dict], dict[str, list[Point]]]:
     """Every method and seed for the same wall time; the best network under the target of each re-trained."""
@@ -285,7 +295,7 @@ def run_searches(bench: Bench) -> tuple[list[dict], dict[str, list[Point]]]:
             if chosen:
                 bench.console.print(f"re-train {key}: trial {chosen.number} (proxy {100 * chosen.accuracy:.1f}%)")
                 trained = bench.steps.run(f"train/{key}", ["train", str(chosen.number), "--study", key, *bench.recipe,
-                                                           "-o", f"runs/{key}"], bench.workdir)
+                                                           "-o", str(bench.runs / key)], bench.workdir, redo=True)
                 found = {"name": f"{key} trial {chosen.number}", "study": key, "trial": chosen.number,
                          "proxy_accuracy": chosen.accuracy, "search_latency_ms": chosen.latency_ms,
                          **{k: trained[k] for k in ("accuracy", "params", "macs")}}
@@ -306,8 +316,8 @@ def run_baselines(bench: Bench) -> list[dict]:
     rows = []
     for name in bench.baselines:
         bench.console.print(f"baseline {name}")
-        (row,) = bench.steps.run(f"baseline/{name}", ["baselines", "--models", name, *bench.recipe, "-o", "runs/baselines"],
-                                 bench.workdir)
+        (row,) = bench.steps.run(f"baseline/{name}", ["baselines", "--models", name, *bench.recipe,
+                                                      "-o", str(bench.runs / "baselines")], bench.workdir, redo=True)
         rows.append({k: row[k] for k in ("name", "accuracy", "params", "macs")})
     return rows
 
@@ -350,15 +360,13 @@ def main() -> None:
         raise SystemExit(f"--methods: known {', '.join(METHODS)}, and random must be one of them (got {args.methods})")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="search-quality-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    recipe = ("--epochs", args.final_epochs or ("2" if quick else "auto"), "--resolution", str(args.final_resolution or 32))
+    recipe = ("--epochs", args.final_epochs or ("2" if quick else "12"), "--resolution", str(args.final_resolution or 64))
     budget_s = parse_duration_s(args.budget or ("1m" if quick else "6m"))
-    settings = {"space": args.space, "target": args.target_latency, "budget_s": budget_s, "trials": args.trials,
-                "recipe": recipe, "search_args": args.search_args}
     bench = Bench(
         space=args.space, target_ms=parse_latency_ms(args.target_latency), budget_s=budget_s, trials=args.trials,
         seeds=args.seeds or (1 if quick else 2), methods=methods,
         baselines=tuple(args.baselines.split(",") if args.baselines else QUICK_BASELINES if quick else PAPERS + WIDTH_VARIANTS),
-        recipe=recipe, search_args=tuple(args.search_args.split()), workdir=workdir, steps=Steps(workdir, settings),
+        recipe=recipe, search_args=tuple(args.search_args.split()), workdir=workdir, steps=Steps(workdir),
         store=Store.open(f"sqlite:///{workdir / 'nas.db'}"), console=Console(stderr=True))
     bench.console.print(f"work folder {workdir} (pass --workdir to resume there)")
     if args.only == "baselines":

@@ -1,9 +1,14 @@
 """A supernet trained once, then candidates estimated from it: `nas supernet train --space mbconv` on the
-built-in data, the time per step and in all, the seconds per candidate of the `supernet` estimator, and
-(with --rank) how its accuracies rank candidates against the search's proxy training (Kendall tau).
+built-in data, the time per step and in all, the seconds per candidate of the `supernet` estimator,
+(with --rank) how its accuracies rank candidates against the search's proxy training, (with
+--reference) against the estimators' long-training reference, and (with --search N) the wall time
+of an N-candidate `nas search --estimator supernet --latency lut`.
 
-    python bench/supernet.py [--space mbconv] [--data digits] [--epochs 30] [--candidates 50] [--rank 10] [--json]
+    python bench/supernet.py [--space mbconv] [--data digits] [--epochs 30] [--candidates 50] [--rank 10]
+                             [--reference NAME --storage URL] [--search 2000] [--workdir DIR] [--json]
     python bench/supernet.py --quick     # 1 epoch, 10 candidates, no ranking: a smoke check of a few minutes
+
+With --workdir the trained supernet is kept there and a rerun resumes or reuses it.
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ import argparse
 import json
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -25,9 +31,13 @@ from rich.table import Table
 
 from _common import save
 
+from nas.checkpoint import read_state
+from nas.errors import UsageError
 from nas.estimators.supernet import SupernetEstimator
-from nas.supernet import SupernetEpoch, SupernetSettings, random_genotype, train_supernet
+from nas.supernet import SupernetEpoch, SupernetResult, SupernetSettings, random_genotype, train_supernet
 from search_spaces import get_space
+
+NAS = [sys.executable, "-m", "nas"]
 
 
 class _StepTimer:
@@ -66,6 +76,57 @@ def _rank(estimated: list[float], genotypes: list, settings: SupernetSettings) -
     return {"networks": len(genotypes), "kendall_tau": tau, "proxy_accuracy": trained, "proxy_s": time.perf_counter() - start}
 
 
+def _trained(settings: SupernetSettings, path: Path, observer: _StepTimer) -> SupernetResult:
+    """Train into ``path``, resume an unfinished checkpoint there, or read a finished one back."""
+    if not path.exists():
+        return train_supernet(settings, path, observer=observer)
+    state = read_state(path)
+    if state["step"] < state["steps"]:
+        return train_supernet(settings, path, resume=True, observer=observer)
+    return SupernetResult(path, [SupernetEpoch(**r) for r in state["history"]], state["step"], state["train_s"])
+
+
+def _rank_reference(estimator: SupernetEstimator, storage: str, name: str | None) -> dict:
+    """Kendall tau and Spearman against the long-training reference, on its networks the supernet
+    holds (the papers' seed networks lie outside the space)."""
+    from nas.estimators.ranking import load_reference, rank_estimator
+    from storage import Store
+
+    reference = load_reference(Store.open(storage), name)
+    inside = []
+    for label, genotype in reference.networks.items():
+        try:
+            estimator.supernet.subnet(genotype)
+            inside.append(label)
+        except UsageError:
+            pass
+    held = replace(reference, networks={k: reference.networks[k] for k in inside},
+                   accuracy={k: v for k, v in reference.accuracy.items() if k in inside},
+                   repeated={k: v for k, v in reference.repeated.items() if k in inside})
+    ranking = rank_estimator(held, "supernet", lambda seed: estimator)
+    return {"reference": reference.name, "networks": len(held.accuracy), "outside_space": len(reference.networks) - len(inside),
+            "reference_self_tau": reference.self_tau, "kendall_tau": ranking.kendall_tau, "spearman": ranking.spearman,
+            "seconds_per_arch": ranking.seconds_per_arch}
+
+
+def _timed_search(workdir: Path, name: str, space: str, trials: int, target: str) -> dict:
+    """A search of ``trials`` candidates read off the supernet, latency from the device's table
+    (built first, not timed: one table serves every search on the device)."""
+    storage = f"sqlite:///{workdir / 'nas.db'}"
+    subprocess.run([*NAS, "latency", "build", "--space", space, "--storage", storage, "--json"], cwd=workdir, check=True,
+                   capture_output=True)
+    start = time.perf_counter()
+    proc = subprocess.run([*NAS, "search", "--space", space, "--target-latency", target, "--estimator", f"supernet:{name}",
+                           "--latency", "lut", "--trials", str(trials), "--storage", storage, "--study", f"supernet-{trials}",
+                           "--json"], cwd=workdir, capture_output=True, text=True)
+    wall_s = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"the supernet search failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
+    answer = json.loads(proc.stdout)
+    return {"trials": trials, "target_latency": target, "wall_s": wall_s, "seconds_per_trial": wall_s / trials,
+            "counts": answer["counts"], "latency_source": answer["latency_source"], "best": answer["best"][:1]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", default="mbconv")
@@ -73,6 +134,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=SupernetSettings.epochs)
     parser.add_argument("--candidates", type=int, default=50)
     parser.add_argument("--rank", type=int, default=10, help="candidates also proxy-trained for Kendall tau (0: none)")
+    parser.add_argument("--reference", nargs="?", const="", help="rank against this stored long-training reference "
+                                                                  "(no value: the only one in --storage)")
+    parser.add_argument("--storage", default="sqlite:///bench/.estimators.db", help="database holding the reference")
+    parser.add_argument("--search", type=int, default=0, help="then time a search of this many candidates (0: none)")
+    parser.add_argument("--target-latency", default="20ms")
+    parser.add_argument("--workdir", type=Path, help="keep the supernet (and the search's database) here; a rerun "
+                                                     "resumes or reuses it [default: a temporary folder]")
     parser.add_argument("--quick", action="store_true", help="1 epoch, 10 candidates, no ranking")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -80,9 +148,12 @@ def main() -> None:
         args.epochs, args.candidates, args.rank = 1, 10, 0
     settings = SupernetSettings(space=args.space, data=args.data, epochs=args.epochs)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"{args.space}.safetensors"
+        workdir = args.workdir or Path(tmp)
+        name = f"{args.space}-{args.data}-{settings.resolution}px-{args.epochs}ep"
+        path = workdir / "supernets" / f"{name}.safetensors"  # where `--estimator supernet:NAME` looks from workdir
+        path.parent.mkdir(parents=True, exist_ok=True)
         timer = _StepTimer()
-        result = train_supernet(settings, path, observer=timer)
+        result = _trained(settings, path, timer)
         start = time.perf_counter()
         estimator = SupernetEstimator(path, space=args.space)
         open_s = time.perf_counter() - start
@@ -94,16 +165,20 @@ def main() -> None:
             accuracies.append(estimator.accuracy(genotype, lambda step, value: None))
             seconds.append(time.perf_counter() - start)
         size = path.stat().st_size
+        reference = _rank_reference(estimator, args.storage, args.reference or None) if args.reference is not None else None
+        search = _timed_search(workdir, name, args.space, args.search, args.target_latency) if args.search else None
     last = result.history[-1]
     figures = {
         "mode": "quick" if args.quick else "full", "settings": settings.recipe(), "threads": settings.threads,
-        "steps": result.steps, "train_s": result.train_s, "step_s_median": statistics.median(timer.seconds),
+        "steps": result.steps, "train_s": result.train_s,
+        "step_s_median": statistics.median(timer.seconds) if timer.seconds else None,  # None: read back, not trained
         "checkpoint_mb": size / 1e6, "largest_accuracy": last.largest_accuracy, "smallest_accuracy": last.smallest_accuracy,
         "history": [asdict(r) for r in result.history], "estimator_open_s": open_s, "candidates": args.candidates,
         "seconds_per_candidate": statistics.mean(seconds), "seconds_per_candidate_median": statistics.median(seconds),
         "seconds_per_candidate_max": max(seconds), "candidate_accuracy": {
             "min": min(accuracies), "mean": statistics.mean(accuracies), "max": max(accuracies)},
         "ranking": _rank(accuracies[:args.rank], genotypes[:args.rank], settings) if args.rank > 1 else None,
+        "reference_ranking": reference, "search": search,
     }
     path = save("supernet", figures)
     if args.json:
@@ -114,7 +189,7 @@ def main() -> None:
     table.add_column("figure")
     table.add_column("value", justify="right")
     rows = [("train (min)", f"{result.train_s / 60:.1f}"), ("steps", str(result.steps)),
-            ("s per step (median)", f"{figures['step_s_median']:.2f}"),
+            ("s per step (median)", "-" if figures["step_s_median"] is None else f"{figures['step_s_median']:.2f}"),
             ("largest val acc %", f"{100 * last.largest_accuracy:.1f}"),
             ("smallest val acc %", f"{100 * last.smallest_accuracy:.1f}"),
             ("checkpoint MB", f"{figures['checkpoint_mb']:.0f}"), ("estimator load s", f"{open_s:.2f}"),
@@ -123,6 +198,11 @@ def main() -> None:
             ("candidate val acc % (min / mean / max)", " / ".join(f"{100 * v:.1f}" for v in figures["candidate_accuracy"].values()))]
     if figures["ranking"] is not None:
         rows.append((f"Kendall tau vs proxy training ({args.rank} networks)", f"{figures['ranking']['kendall_tau']:.2f}"))
+    if reference is not None:
+        rows.append((f"Kendall tau / Spearman vs reference {reference['reference']} ({reference['networks']} networks)",
+                     f"{reference['kendall_tau']:.2f} / {reference['spearman']:.2f}"))
+    if search is not None:
+        rows.append((f"search of {search['trials']} candidates (min)", f"{search['wall_s'] / 60:.1f}"))
     for row in rows:
         table.add_row(*row)
     Console(width=120).print(table)

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from timm.data import Mixup
 from timm.loss import SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
-from timm.scheduler import MultiStepLRScheduler
+from timm.scheduler import CosineLRScheduler, MultiStepLRScheduler
+from timm.scheduler.scheduler import Scheduler
 from timm.utils import ModelEmaV3
 
 from nas.architecture import Architecture
@@ -108,6 +109,16 @@ def _rgb(x: torch.Tensor) -> torch.Tensor:
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
+def make_scheduler(optimizer: torch.optim.Optimizer, plan: Plan) -> Scheduler:
+    """The plan's schedule, stepped once per optimizer step, both from 0 through a linear warm-up."""
+    if plan.sched == "step":  # BiT-HyperRule
+        return MultiStepLRScheduler(optimizer, decay_t=[round(plan.steps * f) for f in (0.3, 0.6, 0.9)],
+                                    decay_rate=0.1, warmup_t=plan.warmup_steps, warmup_lr_init=0.0,
+                                    warmup_prefix=False, t_in_epochs=False)
+    return CosineLRScheduler(optimizer, t_initial=plan.steps, warmup_t=plan.warmup_steps, warmup_lr_init=0.0,
+                             warmup_prefix=False, t_in_epochs=False)
+
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch) % 2**31
 
@@ -132,10 +143,8 @@ def train(
     plan, data = make_plan(settings, model_spec.total_stride)
     torch.manual_seed(settings.seed)
     model = model_spec.make(data.num_classes)
-    optimizer = create_optimizer_v2(model, settings.opt, lr=settings.lr, weight_decay=settings.weight_decay)
-    scheduler = MultiStepLRScheduler(optimizer, decay_t=[round(plan.steps * f) for f in (0.3, 0.6, 0.9)],
-                                     decay_rate=0.1, warmup_t=plan.warmup_steps, warmup_lr_init=0.0,
-                                     warmup_prefix=False, t_in_epochs=False)
+    optimizer = create_optimizer_v2(model, settings.opt, lr=plan.lr, weight_decay=settings.weight_decay)
+    scheduler = make_scheduler(optimizer, plan)
     if settings.init is not None and loaded is None:
         _load_init(model, Path(settings.init))
     ema = ModelEmaV3(model, decay=settings.ema_decay, use_warmup=True) if settings.ema_decay else None

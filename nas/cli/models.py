@@ -22,7 +22,7 @@ RefArg = Annotated[str, typer.Argument(help="a trial number, a paper network nam
 
 
 def _auto(value: str, flag: str, kind: type = int) -> Any:
-    """``auto`` -> None (BiT-HyperRule decides), else the number."""
+    """``auto`` -> None (the recipe decides from the data and ``--init``), else the number."""
     if value == "auto":
         return None
     try:
@@ -64,17 +64,20 @@ class _EpochBar:
 
 
 def _settings(data: str, epochs: str, resolution: str, mixup: str, norm: str, batch_size: int, micro_batch: int,
-              opt: str, lr: float, weight_decay: float, ema_decay: float, seed: int, init: Optional[str],
+              opt: str, lr: str, sched: str, weight_decay: float, ema_decay: float, seed: int, init: Optional[str],
               threads: int) -> TrainSettings:
     from nas.latency import LatencySettings
     from nas.recipe import TrainSettings
 
     return TrainSettings(data=data, epochs=_auto(epochs, "--epochs"), resolution=_auto(resolution, "--resolution"),
                          mixup=_auto(mixup, "--mixup", float), norm=norm, batch_size=batch_size, micro_batch=micro_batch,
-                         opt=opt, lr=lr, weight_decay=weight_decay, ema_decay=ema_decay or None, seed=seed, init=init,
+                         opt=opt, lr=_auto(lr, "--lr", float), sched=sched, weight_decay=weight_decay, ema_decay=ema_decay or None, seed=seed, init=init,
                          latency=LatencySettings(threads=threads))
 
 
+LrOpt = Annotated[str, typer.Option(help="peak learning rate, or auto: 1e-2 from scratch, 3e-3 fine-tuning (--init)")]
+SchedOpt = Annotated[str, typer.Option(help="auto (cosine from scratch, BiT's steps with --init) | cosine | step "
+                                            "(BiT: warm-up, then lr / 10 at 30, 60 and 90% of the steps)")]
 BatchOpt = Annotated[int, typer.Option(help="images per optimizer step (even); BiT-HyperRule is defined at 512")]
 MicroBatchOpt = Annotated[int, typer.Option(help="images per forward/backward pass; their gradients add up to one "
                                                  "step of --batch-size")]
@@ -128,7 +131,8 @@ def train(
     batch_size: BatchOpt = 64,
     micro_batch: MicroBatchOpt = 64,
     opt: Annotated[str, typer.Option(help="timm optimizer: adamw, sgd, momentum, lamb, ...")] = "adamw",
-    lr: Annotated[float, typer.Option(help="peak learning rate")] = 3e-3,
+    lr: LrOpt = "auto",
+    sched: SchedOpt = "auto",
     weight_decay: Annotated[float, typer.Option(help="weight decay")] = 0.05,
     ema_decay: Annotated[float, typer.Option(help="EMA of weights (timm ModelEmaV3, warm-up); 0 turns it off")] = 0.998,
     seed: Annotated[int, typer.Option(help="seed of init, data order, crops and MixUp")] = 0,
@@ -149,8 +153,8 @@ def train(
     from storage import Store
 
     store = Store.open(storage)
-    settings = _settings(data, epochs, resolution, mixup, norm, batch_size, micro_batch, opt, lr, weight_decay,
-                         ema_decay, seed, init, threads)
+    settings = _settings(data, epochs, resolution, mixup, norm, batch_size, micro_batch, opt, lr, sched,
+                         weight_decay, ema_decay, seed, init, threads)
     arch = usable_architecture(ref, store, study)
     spec = architecture_model(arch, settings.norm)
     out_dir = output or Path("runs") / timm_name(arch)
@@ -184,7 +188,8 @@ def baselines(
     batch_size: BatchOpt = 64,
     micro_batch: MicroBatchOpt = 64,
     opt: Annotated[str, typer.Option(help="timm optimizer")] = "adamw",
-    lr: Annotated[float, typer.Option(help="peak learning rate")] = 3e-3,
+    lr: LrOpt = "auto",
+    sched: SchedOpt = "auto",
     weight_decay: Annotated[float, typer.Option(help="weight decay")] = 0.05,
     ema_decay: Annotated[float, typer.Option(help="EMA decay; 0 turns it off")] = 0.998,
     seed: Annotated[int, typer.Option(help="seed")] = 0,
@@ -199,8 +204,8 @@ def baselines(
     from storage import Store
 
     store = Store.open(storage)
-    settings = _settings(data, epochs, resolution, mixup, "bn", batch_size, micro_batch, opt, lr, weight_decay,
-                         ema_decay, seed, None, threads)
+    settings = _settings(data, epochs, resolution, mixup, "bn", batch_size, micro_batch, opt, lr, sched,
+                         weight_decay, ema_decay, seed, None, threads)
     bars: list[_EpochBar] = []
 
     def observer_for(name: str) -> _EpochBar | None:

@@ -29,6 +29,20 @@ Point, best_under, compare, front, hypervolume, time_to_reach = (
     _bench.Point, _bench.best_under, _bench.compare, _bench.front, _bench.hypervolume, _bench.time_to_reach)
 
 
+def test_a_step_is_kept_with_its_command_and_run_again_only_where_allowed(tmp_path):
+    steps = _bench.Steps(tmp_path)
+    first = steps.run("train/a", ["show", "mobilenetv3_small_100"], tmp_path)
+    assert first["name"] == "mobilenetv3_small_100"
+    kept = json.loads((tmp_path / "steps.json").read_text())["done"]["train/a"]
+    assert kept["args"] == ["show", "mobilenetv3_small_100"]
+    assert steps.run("train/a", ["show", "mobilenetv3_small_100"], tmp_path) == first
+    assert json.loads((tmp_path / "steps.json").read_text())["done"]["train/a"] == kept  # read back, not run again
+    with pytest.raises(SystemExit, match="train/a run as `nas show mobilenetv3_small_100`"):
+        steps.run("train/a", ["show", "mobilenetv2_100"], tmp_path)  # a search with other flags: another folder
+    assert steps.run("train/a", ["show", "mobilenetv2_100"], tmp_path, redo=True)["name"] == "mobilenetv2_100"
+    assert json.loads((tmp_path / "steps.json").read_text())["done"]["train/a"]["args"][-1] == "mobilenetv2_100"
+
+
 def _points(*rows):
     return [Point(elapsed_s=t, accuracy=a, latency_ms=lat, number=i) for i, (t, a, lat) in enumerate(rows)]
 

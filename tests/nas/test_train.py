@@ -20,8 +20,8 @@ from nas.architecture import Architecture, write_architecture
 from nas.checkpoint import load_checkpoint, read_state
 from nas.data import load_proxy_data
 from nas.errors import UsageError
-from nas.recipe import TrainSettings, bit_hyperrule
-from nas.train import accumulate_gradient, architecture_model, train
+from nas.recipe import FINE_TUNE_LR, SCRATCH_LR, TrainSettings, bit_hyperrule, make_plan
+from nas.train import accumulate_gradient, architecture_model, make_scheduler, train
 from search_spaces import Genotype
 from storage import Store, list_runs
 
@@ -48,6 +48,34 @@ def test_bit_hyperrule():
     medium = bit_hyperrule(50_000, 224)
     assert (medium.steps, medium.resolution, medium.precrop, medium.mixup) == (10_000, 384, 448, 0.1)
     assert bit_hyperrule(1_281_167, 400).steps == 20_000
+
+
+def test_from_scratch_trains_on_a_cosine_and_fine_tuning_on_bit_steps():
+    scratch, _ = make_plan(TrainSettings(epochs=10, resolution=16), total_stride=16)
+    assert (scratch.sched, scratch.lr, scratch.warmup_steps) == ("cosine", SCRATCH_LR, round(0.05 * scratch.steps))
+    tuned, _ = make_plan(TrainSettings(epochs=10, resolution=16, init="runs/any"), total_stride=16)
+    assert (tuned.sched, tuned.lr, tuned.warmup_steps) == ("step", FINE_TUNE_LR, round(0.2 * tuned.steps))
+    chosen, _ = make_plan(TrainSettings(epochs=10, resolution=16, sched="step", lr=0.05), total_stride=16)
+    assert (chosen.sched, chosen.lr) == ("step", 0.05)
+    with pytest.raises(UsageError, match="--sched: unknown 'linear'"):
+        TrainSettings(sched="linear")
+
+
+@pytest.mark.parametrize("sched", ["cosine", "step"])
+def test_each_schedule_warms_up_to_the_peak_and_ends_far_below_it(sched):
+    plan, _ = make_plan(TrainSettings(epochs=10, resolution=16, sched=sched), total_stride=16)
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=plan.lr)
+    scheduler = make_scheduler(optimizer, plan)
+    rates = []
+    for step in range(plan.steps + 1):
+        scheduler.step_update(step)
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert rates[0] == 0.0 and rates[plan.warmup_steps] == pytest.approx(plan.lr, rel=0.02)  # the cosine started with it
+    assert max(rates) <= plan.lr and rates[-1] < plan.lr / 100
+    if sched == "step":  # BiT: a tenth of the peak from 30% of the steps on
+        assert rates[round(0.35 * plan.steps)] == pytest.approx(plan.lr / 10)
+    else:
+        assert rates[round(0.35 * plan.steps)] > plan.lr / 2
 
 
 def _digits_batch(size: int, resolution: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
