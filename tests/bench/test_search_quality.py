@@ -25,8 +25,9 @@ def _load_bench():
 
 
 _bench = _load_bench()
-Point, best_under, compare, front, hypervolume, time_to_reach = (
-    _bench.Point, _bench.best_under, _bench.compare, _bench.front, _bench.hypervolume, _bench.time_to_reach)
+Point, best_under, compare, front, hypervolume, time_to_reach, verdict_rivals = (
+    _bench.Point, _bench.best_under, _bench.compare, _bench.front, _bench.hypervolume, _bench.time_to_reach,
+    _bench.verdict_rivals)
 
 
 def test_a_step_is_kept_with_its_command_and_run_again_only_where_allowed(tmp_path):
@@ -81,10 +82,20 @@ def test_compare_states_both_mnasnet_claims():
     assert beaten["dominated_by"] == ["b"] and beaten["latency_ratio"] == pytest.approx(10.0 / 35.0)
 
 
+def test_the_verdict_is_settled_against_the_two_best_as_fast_and_the_best_less_accurate_baseline():
+    baselines = [{"name": n, "accuracy": a, "latency_ms": lat} for n, a, lat in
+                 [("fast-weak", 0.80, 5.0), ("fast-strong", 0.95, 9.0), ("fast-mid", 0.90, 8.0),
+                  ("slow-weak", 0.85, 30.0), ("slow-strong", 0.97, 40.0)]]
+    rivals = verdict_rivals({"name": "found", "accuracy": 0.88, "latency_ms": 10.0}, baselines)
+    assert [b["name"] for b in rivals] == ["fast-strong", "fast-mid", "slow-weak"]
+    alone = verdict_rivals({"name": "found", "accuracy": 0.5, "latency_ms": 1.0}, baselines)
+    assert alone == []
+
+
 @pytest.mark.slow
 def test_quick_run_writes_every_figure_and_resumes_from_its_work_folder(tmp_path):
     args = [sys.executable, str(BENCH / "search_quality.py"), "--quick", "--space", "tiny", "--target-latency", "10s",
-            "--budget", "10s", "--baselines", "mobilenetv3_small_050", "--final-epochs", "1",
+            "--budget", "10s", "--baselines", "mobilenetv3_small_050", "--final-epochs", "1", "--verdict-seeds", "2",
             "--workdir", str(tmp_path / "work"), "--results", str(tmp_path / "results"), "--json"]
     first = json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
     assert set(first["methods"]) == {"tpe", "nsga2", "random"}
@@ -98,13 +109,16 @@ def test_quick_run_writes_every_figure_and_resumes_from_its_work_folder(tmp_path
         assert (found is None) == (r["best_proxy_under_target"] is None)
         assert found is None or (found["study"] == r["study"] and found["proxy_accuracy"] == r["best_proxy_under_target"])
     assert {"accuracy_delta_pts", "latency_ratio"} <= set(first["found_vs_best_baseline"])
+    verdict = first["verdict_over_seeds"]
+    assert verdict["seeds"] == 2 and verdict["networks"][0]["name"] == first["found_vs_best_baseline"]["found"]
+    for network in verdict["networks"]:  # seed 0 is the table's training, seed 1 a second one
+        assert len(network["seed_accuracies"]) == 2
+        assert network["accuracy"] == pytest.approx(sum(network["seed_accuracies"]) / 2)
     assert (tmp_path / "results" / "search_quality.json").exists() and (tmp_path / "results" / "search_quality.html").exists()
     again = json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
-    timed = ("latency_ms", "latency_spread_ms")  # the side-by-side timing runs again each time, on purpose
-
-    def untimed(rows):
-        return [{k: v for k, v in row.items() if k not in timed} for row in rows]
-
-    assert untimed(r["found"] for r in again["runs"]) == untimed(r["found"] for r in runs)  # read back, not re-run
+    # trainings, searches and the side-by-side timing are read back from the folder, not run again
+    assert [r["found"] for r in again["runs"]] == [r["found"] for r in runs]
     assert [r["front"] for r in again["runs"]] == [r["front"] for r in runs]
-    assert untimed(again["baselines"]) == untimed(first["baselines"])
+    assert again["baselines"] == first["baselines"]
+    assert [n["seed_accuracies"] for n in again["verdict_over_seeds"]["networks"]] == [
+        n["seed_accuracies"] for n in verdict["networks"]]
