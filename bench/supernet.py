@@ -81,6 +81,8 @@ def _trained(settings: SupernetSettings, path: Path, observer: _StepTimer) -> Su
     if not path.exists():
         return train_supernet(settings, path, observer=observer)
     state = read_state(path)
+    if state["settings"] != settings.recipe():
+        raise SystemExit(f"{path} was trained with other settings ({state['settings']}); use another --workdir")
     if state["step"] < state["steps"]:
         return train_supernet(settings, path, resume=True, observer=observer)
     return SupernetResult(path, [SupernetEpoch(**r) for r in state["history"]], state["step"], state["train_s"])
@@ -109,16 +111,18 @@ def _rank_reference(estimator: SupernetEstimator, storage: str, name: str | None
             "seconds_per_arch": ranking.seconds_per_arch}
 
 
-def _timed_search(workdir: Path, name: str, space: str, trials: int, target: str) -> dict:
+def _timed_search(workdir: Path, name: str, settings: SupernetSettings, trials: int, target: str) -> dict:
     """A search of ``trials`` candidates read off the supernet, latency from the device's table
     (built first, not timed: one table serves every search on the device)."""
     storage = f"sqlite:///{workdir / 'nas.db'}"
-    subprocess.run([*NAS, "latency", "build", "--space", space, "--storage", storage, "--json"], cwd=workdir, check=True,
-                   capture_output=True)
+    subprocess.run([*NAS, "latency", "build", "--space", settings.space, "--storage", storage, "--json"], cwd=workdir,
+                   check=True, capture_output=True)
     start = time.perf_counter()
-    proc = subprocess.run([*NAS, "search", "--space", space, "--target-latency", target, "--estimator", f"supernet:{name}",
-                           "--latency", "lut", "--trials", str(trials), "--storage", storage, "--study", f"supernet-{trials}",
-                           "--json"], cwd=workdir, capture_output=True, text=True)
+    proc = subprocess.run([*NAS, "search", "--space", settings.space, "--target-latency", target,
+                           "--estimator", f"supernet:{name}", "--data", settings.data,
+                           "--proxy-resolution", str(settings.resolution), "--latency", "lut", "--trials", str(trials),
+                           "--storage", storage, "--study", f"supernet-{trials}", "--json"],
+                          cwd=workdir, capture_output=True, text=True)
     wall_s = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"the supernet search failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
@@ -166,7 +170,7 @@ def main() -> None:
             seconds.append(time.perf_counter() - start)
         size = path.stat().st_size
         reference = _rank_reference(estimator, args.storage, args.reference or None) if args.reference is not None else None
-        search = _timed_search(workdir, name, args.space, args.search, args.target_latency) if args.search else None
+        search = _timed_search(workdir, name, settings, args.search, args.target_latency) if args.search else None
     last = result.history[-1]
     figures = {
         "mode": "quick" if args.quick else "full", "settings": settings.recipe(), "threads": settings.threads,
