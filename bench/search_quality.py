@@ -392,7 +392,8 @@ def main() -> None:
         space=args.space, target_ms=parse_latency_ms(args.target_latency), budget_s=budget_s, trials=args.trials,
         seeds=args.seeds or (1 if quick else 2), methods=methods,
         baselines=tuple(args.baselines.split(",") if args.baselines else QUICK_BASELINES if quick else PAPERS + WIDTH_VARIANTS),
-        recipe=recipe, verdict_seeds=args.verdict_seeds or (1 if quick else 3), search_args=tuple(args.search_args.split()), workdir=workdir, steps=Steps(workdir),
+        recipe=recipe, verdict_seeds=args.verdict_seeds or (1 if quick else 3),
+        search_args=tuple(args.search_args.split()), workdir=workdir, steps=Steps(workdir),
         store=Store.open(f"sqlite:///{workdir / 'nas.db'}"), console=Console(stderr=True))
     bench.console.print(f"work folder {workdir} (pass --workdir to resume there)")
     if args.only == "baselines":
@@ -442,7 +443,8 @@ def settle_verdict(bench: Bench, rows: list[dict], runs: list[dict]) -> dict | N
             out = str(bench.runs / f"seed{seed}" / (row["study"] if "study" in row else "baselines"))
             if "study" in row:
                 args = ["train", str(row["trial"]), "--study", row["study"], *bench.recipe, "--seed", str(seed), "-o", out]
-                accuracies.append(bench.steps.run(f"seed{seed}/train/{row['study']}", args, bench.workdir, redo=True)["accuracy"])
+                trained = bench.steps.run(f"seed{seed}/train/{row['study']}", args, bench.workdir, redo=True)
+                accuracies.append(trained["accuracy"])
             else:
                 args = ["baselines", "--models", row["name"], *bench.recipe, "--seed", str(seed), "-o", out]
                 (trained,) = bench.steps.run(f"seed{seed}/baseline/{row['name']}", args, bench.workdir, redo=True)

@@ -71,8 +71,8 @@ def _settings(data: str, epochs: str, resolution: str, mixup: str, norm: str, ba
 
     return TrainSettings(data=data, epochs=_auto(epochs, "--epochs"), resolution=_auto(resolution, "--resolution"),
                          mixup=_auto(mixup, "--mixup", float), norm=norm, batch_size=batch_size, micro_batch=micro_batch,
-                         opt=opt, lr=_auto(lr, "--lr", float), sched=sched, weight_decay=weight_decay, ema_decay=ema_decay or None, seed=seed, init=init,
-                         latency=LatencySettings(threads=threads))
+                         opt=opt, lr=_auto(lr, "--lr", float), sched=sched, weight_decay=weight_decay,
+                         ema_decay=ema_decay or None, seed=seed, init=init, latency=LatencySettings(threads=threads))
 
 
 LrOpt = Annotated[str, typer.Option(help="peak learning rate, or auto: 1e-2 from scratch, 3e-3 fine-tuning (--init)")]
