@@ -426,8 +426,9 @@ def verdict_rivals(found: dict, baselines: list[dict]) -> list[dict]:
     accuracy."""
     as_fast = sorted((b for b in baselines if b["latency_ms"] <= found["latency_ms"]), key=lambda b: -b["accuracy"])
     less_accurate = [b for b in baselines if b["accuracy"] <= found["accuracy"]]
-    picked = as_fast[:2] + ([max(less_accurate, key=lambda b: b["accuracy"])] if less_accurate else [])
-    return [b for b in baselines if any(b["name"] == p["name"] for p in picked)]
+    picked = {b["name"] for b in as_fast[:2]} | ({max(less_accurate, key=lambda b: b["accuracy"])["name"]}
+                                                  if less_accurate else set())
+    return [b for b in baselines if b["name"] in picked]
 
 
 def settle_verdict(bench: Bench, rows: list[dict], runs: list[dict]) -> dict | None:
@@ -440,15 +441,15 @@ def settle_verdict(bench: Bench, rows: list[dict], runs: list[dict]) -> dict | N
     for row in [found, *verdict_rivals(found, rows)]:
         accuracies = [row["accuracy"]]
         for seed in range(1, bench.verdict_seeds):
-            out = str(bench.runs / f"seed{seed}" / (row["study"] if "study" in row else "baselines"))
-            if "study" in row:
-                args = ["train", str(row["trial"]), "--study", row["study"], *bench.recipe, "--seed", str(seed), "-o", out]
-                trained = bench.steps.run(f"seed{seed}/train/{row['study']}", args, bench.workdir, redo=True)
-                accuracies.append(trained["accuracy"])
+            flags = [*bench.recipe, "--seed", str(seed), "-o"]
+            if "study" in row:  # a found network
+                key = f"seed{seed}/train/{row['study']}"
+                args = ["train", str(row["trial"]), "--study", row["study"], *flags, str(bench.runs / f"seed{seed}" / row["study"])]
             else:
-                args = ["baselines", "--models", row["name"], *bench.recipe, "--seed", str(seed), "-o", out]
-                (trained,) = bench.steps.run(f"seed{seed}/baseline/{row['name']}", args, bench.workdir, redo=True)
-                accuracies.append(trained["accuracy"])
+                key = f"seed{seed}/baseline/{row['name']}"
+                args = ["baselines", "--models", row["name"], *flags, str(bench.runs / f"seed{seed}" / "baselines")]
+            answer = bench.steps.run(key, args, bench.workdir, redo=True)
+            accuracies.append((answer[0] if isinstance(answer, list) else answer)["accuracy"])  # baselines: a list
         networks.append({"name": row["name"], "latency_ms": row["latency_ms"], "seed_accuracies": accuracies,
                          "accuracy": statistics.fmean(accuracies), "spread": spread(accuracies)})
     return {"seeds": bench.verdict_seeds, "networks": networks, **compare(networks[0], networks[1:])}

@@ -6,10 +6,11 @@ the widest width that meets the goal, its saving priced from the layers it chang
 parent's (``nas.refine.latency``), inherits its parent's
 weights, is fine-tuned briefly and scored; the one kept maximises accuracy change per ms saved
 (MobileNetV3) or accuracy (NetAdapt). A network priced at the target is timed beside the start
-and re-anchored on the measured ratio; the schedule goes on while it measures above the target. The
-result is fine-tuned longer, then it and the start (given the same fine-tuning) are measured for real. Every network is a trial of the refinement's
-own study, through the trial runner; each kept network's weights are saved beside the database,
-so an interrupted refinement resumes after the last kept iteration.
+and re-anchored on the measured ratio; the schedule goes on while it measures above the target.
+The result is fine-tuned longer, then it and the start (given the same fine-tuning) are measured
+for real. Every network is a trial of the refinement's own study, through the trial runner; each
+kept network's weights are saved beside the database, so an interrupted refinement resumes after
+the last kept iteration.
 """
 
 from __future__ import annotations
