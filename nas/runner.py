@@ -12,15 +12,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import optuna
-import torch
 
 from nas.errors import UnbuildableArchitecture
 from nas.estimators import AccuracyEstimator, LatencyEstimator
-from nas.metrics import count_macs, count_params
+from nas.metrics import count_size
 from nas.notes import upload_architecture
 from nas.reward import Reward
 from nas.study import enqueue_again, fail_reason
-from search_spaces import Genotype, build_model
+from search_spaces import Genotype
 from storage import INTERRUPTED, LATENCY_CONSTRAINT, Store, TrialRecord, write_trial
 
 
@@ -48,12 +47,11 @@ class _Stopwatch:
         self._mark = now
 
 
-def _size(genotype: Genotype) -> int:
-    """The network's parameters, counted on the meta device (nothing is allocated); timm's own
-    errors here (often a bare ``AssertionError``) become a reason that says what failed."""
+def _size(genotype: Genotype, resolution: int) -> tuple[int, int]:
+    """The network's parameters and MACs, counted on the meta device (nothing is allocated); timm's
+    own errors here (often a bare ``AssertionError``) become a reason that says what failed."""
     try:
-        with torch.device("meta"):
-            return count_params(build_model(genotype))
+        return count_size(genotype, resolution)
     except Exception as err:
         detail = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
         raise UnbuildableArchitecture(f"timm cannot build this architecture ({detail})") from err
@@ -83,8 +81,7 @@ class TrialRunner:
         watch = _Stopwatch(started)
         watch.lap("sample_s")
         try:
-            params = _size(genotype)
-            macs = count_macs(genotype, self.resolution)
+            params, macs = _size(genotype, self.resolution)
             watch.lap("count_s")
             latency = self.latency.latency(genotype)
             watch.lap("latency_s")

@@ -1,23 +1,12 @@
-"""What the scaling grid and the scaled families share: a scaled network's name, size and input."""
+"""What the scaling grid and the scaled families share: a scaled network's name and input size."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 
-import torch
-
 from nas.architecture import Architecture
 from nas.errors import UsageError
-from nas.metrics import count_macs, count_params
 from scaling import Coefficients, Member, scale
-from search_spaces import Genotype, build_model
-
-
-def network_size(genotype: Genotype, resolution: int) -> tuple[int, int]:
-    """(params, MACs), both counted on the meta device: sizing B7 allocates nothing."""
-    with torch.device("meta"):
-        params = count_params(build_model(genotype))
-    return params, count_macs(genotype, resolution)
 
 
 def scaled_architecture(base: Architecture, member: Member, coefficients: Coefficients | None,

@@ -12,9 +12,10 @@ from typing import Any
 from nas.architecture import Architecture, write_architecture
 from nas.errors import UsageError
 from nas.latency import LatencySettings, device_fingerprint, find_predictor, measure_latency
+from nas.metrics import count_size
 from nas.results import resolve_architecture
 from nas.scale.common import base_resolution as checked_resolution
-from nas.scale.common import coefficient_fields, network_size, scaled_architecture
+from nas.scale.common import coefficient_fields, scaled_architecture
 from scaling import EFFICIENTNET_COEFFICIENTS, FAMILIES, Coefficients, Member, released_family
 from search_spaces import build_model
 from storage import Store, add_run, list_runs
@@ -125,11 +126,11 @@ def build_family(config: FamilyConfig, store: Store,
     members = family_members(config.coefficients, config.family, config.phis, base_resolution)
     out_dir = config.out_dir or Path(f"family-{base.name.replace('/', '-')}")
     stored = {_run_key(r.name, r.architecture, r.resolution, r.device) for r in list_runs(store, kind="scale")}
-    _, base_macs = network_size(base.genotype, base_resolution)
+    _, base_macs = count_size(base.genotype, base_resolution)
     rows = []
     for member in members:
         arch = scaled_architecture(base, member, config.coefficients, config.family, base_resolution)
-        params, macs = network_size(arch.genotype, member.resolution)
+        params, macs = count_size(arch.genotype, member.resolution)
         measured = device = None
         if config.measure:
             latency = replace(config.latency, resolution=member.resolution)
@@ -165,5 +166,5 @@ def show_scaled(base_ref: str, phi: int, coefficients: Coefficients | None, fami
     base_resolution = checked_resolution(base, resolution)
     (member,) = family_members(coefficients, family, (phi,), base_resolution)
     arch = scaled_architecture(base, member, coefficients, family, base_resolution)
-    return (arch, *network_size(arch.genotype, member.resolution))
+    return (arch, *count_size(arch.genotype, member.resolution))
 

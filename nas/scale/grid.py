@@ -27,11 +27,11 @@ from nas.estimators.latency import Measured
 from nas.estimators.training import ProxyTraining
 from nas.latency import LatencySettings, device_fingerprint, measure_latency
 from nas.proxy import ProxySettings
+from nas.metrics import count_size
 from nas.results import resolve_architecture
 from nas.reward import Reward
 from nas.runner import TrialRunner
 from nas.scale.common import base_resolution as checked_resolution
-from nas.scale.common import network_size
 from nas.study import StudySpec, counts_against_budget, open_study
 from scaling import Coefficients, grid_points, scale, tolerance_needed
 from search_spaces import build_model
@@ -134,7 +134,7 @@ class GridObserver(Protocol):
 def _point_shape(base: Architecture, coefficients: Coefficients, base_resolution: int) -> GridPoint:
     member = coefficients.at(GRID_PHI, base_resolution)
     genotype = scale(base.genotype, member)
-    params, macs = network_size(genotype, member.resolution)
+    params, macs = count_size(genotype, member.resolution)
     return GridPoint(coefficients.label(), coefficients.alpha, coefficients.beta, coefficients.gamma, member.depth,
                      member.width, member.resolution, genotype.depth, genotype.stem_size, genotype.num_features,
                      params, macs)

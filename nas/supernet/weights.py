@@ -102,12 +102,17 @@ class Supernet:
         self.in_chans = in_chans
         self.resolution = resolution
         self.params: dict[str, torch.nn.Parameter] = {}
+        self.classifier: set[str] = set()  # the names of the last layer's parameters
         self.sets = weight_sets(space)
         for genotype in self.sets.values():
             model = build_model(proxy_genotype(genotype, resolution), num_classes=num_classes, in_chans=in_chans)
+            head = {id(p) for p in model.get_classifier().parameters()}
             for name, param in model.named_parameters():
                 # stem and head have the same shapes in every set's network: the first one's
-                self.params.setdefault(_source(name, _block_types(genotype), self.sets), param)
+                source = _source(name, _block_types(genotype), self.sets)
+                self.params.setdefault(source, param)
+                if id(param) in head:
+                    self.classifier.add(source)
         self._built: OrderedDict[str, SubNet] = OrderedDict()
 
     def subnet(self, genotype: Genotype) -> SubNet:

@@ -163,6 +163,30 @@ def test_a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(folder
         train_supernet(settings, whole.path)
 
 
+class _Losses:
+    def __init__(self) -> None:
+        self.losses = []
+
+    def started(self, steps, steps_per_epoch, resumed_step) -> None: ...
+
+    def step(self, step, loss) -> None:
+        self.losses.append(loss)
+
+    def epoch_done(self, record) -> None: ...
+
+
+def test_training_starts_from_a_classifier_that_favours_no_class(folder, tmp_path):
+    """timm initialises the last layer for 1,000 classes; a supernet's starts at zero, so the first
+    loss is exactly ln(classes) (4 here) and the later ones leave it."""
+    observer = _Losses()
+    train_supernet(_settings(folder, epochs=1), tmp_path / "s.safetensors", observer=observer)
+    assert observer.losses[0] == pytest.approx(np.log(4), abs=1e-5)
+    assert observer.losses[-1] != pytest.approx(np.log(4), abs=1e-3)
+    supernet = Supernet(TINY, num_classes=4, in_chans=3, resolution=RESOLUTION)
+    assert supernet.classifier == {"classifier.weight", "classifier.bias"}
+    assert supernet.params["classifier.weight"].abs().sum() > 0  # timm's start: zeroed by training only
+
+
 def test_a_run_killed_with_sigkill_resumes_from_its_last_saved_step(folder, tmp_path, spawn):
     command = [sys.executable, "-c", "import nas.cli.supernet; from nas.cli.common import app; app()",
                "supernet", "train", "--space", "tiny", "--data", folder, "--resolution", str(RESOLUTION),
