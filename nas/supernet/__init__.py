@@ -32,10 +32,11 @@ evaluated. Training follows the sandwich rule with in-place distillation (``nas.
 
 What to expect on a CPU budget: the sandwich's two ends are trained every step and the networks
 between them only by the random draws, and those draws barely learn: on ``mbconv`` (MNIST, 16 px,
-20 epochs) the ends reach 88-95% and random networks stay near chance. Training two random networks
-a step from scratch with one choice drawn and the rest fixed (120 steps; training loss, chance
-2.30): activation 0.30, SE 0.33, depth 0.58, width 0.85, kernel 1.10, skip 1.54, op 2.18, none drawn
-0.34. Op, skip and kernel are the choices whose paths fight over the same weights. README
+20 epochs) the ends reach 93-96% and random networks stay near chance. Two networks a step trained
+from scratch with one choice drawn per stage and the rest fixed at MobileNetV2's (120 steps;
+training loss, chance 2.30; ``bench/supernet_sharing.py``): none drawn 0.31, activation 0.25, SE
+0.26, depth 0.38, width 0.49, kernel 0.91, skip 1.30, op 2.19. Op, skip and kernel are the choices
+whose paths fight over the same weights. README
 ("Weight-sharing supernet") has the rest of what was measured.
 """
 

@@ -260,7 +260,8 @@ def _zero_classifier(supernet: Supernet) -> None:
     """Start the last layer at zero, every class at the same logit. timm initialises it for 1,000
     classes (uniform in +-1/sqrt(classes)); with 10 the first logits spread by ~3.6 and the first
     loss is ~5.5 instead of ln 10 = 2.3. Measured on ``mbconv``, MNIST at 16 px, 5 epochs of the
-    sandwich: largest 55.4 -> 79.6%, smallest 53.5 -> 67.5% validation accuracy."""
+    sandwich: largest 55.4 -> 79.6%, smallest 53.5 -> 67.5% validation accuracy (after 20 epochs:
+    88.1 -> 95.8% and 84.8 -> 93.3%)."""
     with torch.no_grad():
         for name in supernet.classifier:
             supernet.params[name].zero_()
