@@ -37,7 +37,7 @@ from _common import save
 from nas.data import ProxyData, load_proxy_data
 from nas.errors import UsageError
 from nas.proxy import proxy_genotype
-from nas.supernet import Supernet, random_genotype
+from nas.supernet import Supernet, random_genotype, zero_classifier
 from search_spaces import FactorizedSpace, Genotype, build_model, get_space
 
 BATCH = 64
@@ -65,9 +65,7 @@ def _fresh(space: FactorizedSpace, data: ProxyData) -> tuple[Supernet, torch.opt
     """A supernet at timm's initialisation with the training's zeroed classifier, and AdamW."""
     torch.manual_seed(0)
     supernet = Supernet(space, num_classes=data.num_classes, in_chans=data.in_chans, resolution=16)
-    with torch.no_grad():
-        for name in supernet.classifier:
-            supernet.params[name].zero_()
+    zero_classifier(supernet)
     return supernet, torch.optim.AdamW(list(supernet.params.values()), lr=LR, weight_decay=0.05)
 
 

@@ -52,11 +52,12 @@ from nas.supernet.train import (
     subnet_accuracy,
     supernet_path,
     train_supernet,
+    zero_classifier,
 )
 from nas.supernet.weights import Supernet
 
 __all__ = [
     "SUPERNET_DIR", "Supernet", "SupernetEpoch", "SupernetObserver", "SupernetResult",
     "SupernetSettings", "calibration_batches", "largest", "open_supernet", "random_genotype", "sandwich",
-    "smallest", "subnet_accuracy", "supernet_path", "train_supernet",
+    "smallest", "subnet_accuracy", "supernet_path", "train_supernet", "zero_classifier",
 ]
