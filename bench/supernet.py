@@ -32,7 +32,6 @@ from rich.table import Table
 from _common import save
 
 from nas.checkpoint import read_state
-from nas.errors import UsageError
 from nas.estimators.supernet import SupernetEstimator
 from nas.supernet import SupernetEpoch, SupernetResult, SupernetSettings, random_genotype, train_supernet
 from search_spaces import get_space
@@ -95,13 +94,7 @@ def _rank_reference(estimator: SupernetEstimator, storage: str, name: str | None
     from storage import Store
 
     reference = load_reference(Store.open(storage), name)
-    inside = []
-    for label, genotype in reference.networks.items():
-        try:
-            estimator.supernet.subnet(genotype)
-            inside.append(label)
-        except UsageError:
-            pass
+    inside = [label for label, genotype in reference.networks.items() if estimator.supernet.holds(genotype)]
     held = replace(reference, networks={k: reference.networks[k] for k in inside},
                    accuracy={k: v for k, v in reference.accuracy.items() if k in inside},
                    repeated={k: v for k, v in reference.repeated.items() if k in inside})

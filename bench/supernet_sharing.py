@@ -35,12 +35,12 @@ from rich.table import Table
 from _common import save
 
 from nas.data import ProxyData, load_proxy_data
-from nas.errors import UsageError
 from nas.proxy import proxy_genotype
 from nas.supernet import Supernet, random_genotype, zero_classifier
 from search_spaces import FactorizedSpace, Genotype, build_model, get_space
 
 BATCH = 64
+RESOLUTION = 16  # the search's proxy resolution, as the supernet's
 LR = 3e-3
 TAIL = 20  # steps whose mean loss is reported
 CHOICES = ("none", "act", "se", "layers", "width", "kernel", "skip", "op")
@@ -64,7 +64,7 @@ class _OneChoiceDrawn:
 def _fresh(space: FactorizedSpace, data: ProxyData) -> tuple[Supernet, torch.optim.Optimizer]:
     """A supernet at timm's initialisation with the training's zeroed classifier, and AdamW."""
     torch.manual_seed(0)
-    supernet = Supernet(space, num_classes=data.num_classes, in_chans=data.in_chans, resolution=16)
+    supernet = Supernet(space, num_classes=data.num_classes, in_chans=data.in_chans, resolution=RESOLUTION)
     zero_classifier(supernet)
     return supernet, torch.optim.AdamW(list(supernet.params.values()), lr=LR, weight_decay=0.05)
 
@@ -128,13 +128,7 @@ def finetune(path: Path, storage: str, steps: int) -> dict:
 
     estimator = SupernetEstimator(path)
     reference = load_reference(Store.open(storage), None)
-    inside = {}
-    for label, genotype in reference.networks.items():
-        try:
-            estimator.supernet.subnet(genotype)
-            inside[label] = genotype
-        except UsageError:
-            pass
+    inside = {label: genotype for label, genotype in reference.networks.items() if estimator.supernet.holds(genotype)}
     result = {"reference": reference.name, "networks": len(inside), "steps": steps}
     for start in ("inherited", "timm"):
         accuracies = [_short_training(estimator, genotype, steps, start == "inherited") for genotype in inside.values()]
@@ -175,8 +169,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    space, data = get_space(args.space), load_proxy_data(args.data, 16)
-    figures = {"space": space.name, "data": data.name, "resolution": 16, "steps": args.steps, "batch_size": BATCH,
+    space, data = get_space(args.space), load_proxy_data(args.data, RESOLUTION)
+    figures = {"space": space.name, "data": data.name, "resolution": RESOLUTION, "steps": args.steps, "batch_size": BATCH,
                "lr": LR, "chance_loss": math.log(data.num_classes), "per_choice": per_choice(space, data, args.steps),
                "pools": pools(space, data, args.steps),
                "finetune": finetune(args.supernet, args.storage, args.finetune) if args.supernet else None}

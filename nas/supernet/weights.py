@@ -141,6 +141,14 @@ class Supernet:
             self._built.popitem(last=False)
         return built
 
+    def holds(self, genotype: Genotype) -> bool:
+        """Whether ``genotype`` is a sub-network of this supernet (the papers' networks often are not)."""
+        try:
+            self.subnet(genotype)
+        except UsageError:
+            return False
+        return True
+
     def weights(self, genotype: Genotype) -> dict[str, torch.Tensor]:
         """The sub-network's parameters as views of the supernet's (gradients flow back)."""
         return {name: self.params[source][index] for name, (source, index) in self.subnet(genotype).sources.items()}
