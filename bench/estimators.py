@@ -3,10 +3,11 @@
     python bench/estimators.py [--reference NAME] [--estimator SPEC ...] [--budget-s 10] [--search-trials 10] [--json]
 
 Ranks the reference's networks (``nas estimators reference``, stored in ``bench/.estimators.db``)
-by every estimator (one already ranked against it is read back unless ``--rerank``), picks the default (best Kendall tau within ``--budget-s`` seconds per network),
-then times a short real search with it and one with the default before (``--before``, the 4-epoch
-proxy) in the same run: candidates per hour before and after. Needs a built reference; takes as long as the
-trained estimators do (their seconds per network x the networks).
+by every estimator (one already ranked against it is read back unless ``--rerank [SPEC ...]``),
+picks the default (best Kendall tau within ``--budget-s`` seconds per network), then times a short
+real search with it and one with the default before (``--before``, the 4-epoch proxy) in the same
+run: candidates per hour before and after. Needs a built reference; takes as long as the trained
+estimators do (their seconds per network x the networks).
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def main() -> None:
     parser.add_argument("--before", default="train:epochs=4",
                         help="the estimator of the default search before the measurement chose (the 4-epoch proxy)")
     parser.add_argument("--storage", default=STORAGE)
-    parser.add_argument("--rerank", action="store_true", help="rank again estimators already ranked against the reference")
+    parser.add_argument("--rerank", nargs="*", metavar="SPEC",
+                        help="rank again these estimators already ranked against the reference (no SPEC: all)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     store = Store.open(args.storage)
@@ -61,7 +63,8 @@ def main() -> None:
     stored = {r.estimator: r for r in reference_store.rankings(store, reference.name)}
     rows = []
     for spec in args.estimator or ESTIMATORS:
-        if spec in stored and not args.rerank:  # ranked before against this reference: the bench resumes
+        rerank = args.rerank is not None and (not args.rerank or spec in args.rerank)
+        if spec in stored and not rerank:  # ranked before against this reference: the bench resumes
             ranking = stored[spec]
         else:
             ranking = rank_estimator(reference, spec, lambda seed, spec=spec: make_estimator(spec, "digits", seed))

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -94,27 +94,24 @@ def _rank_reference(estimator: SupernetEstimator, storage: str, name: str | None
     from storage import Store
 
     reference = load_reference(Store.open(storage), name)
-    inside = [label for label, genotype in reference.networks.items() if estimator.supernet.holds(genotype)]
-    held = replace(reference, networks={k: reference.networks[k] for k in inside},
-                   accuracy={k: v for k, v in reference.accuracy.items() if k in inside},
-                   repeated={k: v for k, v in reference.repeated.items() if k in inside})
-    ranking = rank_estimator(held, "supernet", lambda seed: estimator)
-    return {"reference": reference.name, "networks": len(held.accuracy), "outside_space": len(reference.networks) - len(inside),
-            "reference_self_tau": reference.self_tau, "kendall_tau": ranking.kendall_tau, "spearman": ranking.spearman,
-            "seconds_per_arch": ranking.seconds_per_arch}
+    ranking = rank_estimator(reference, "supernet", lambda seed: estimator)
+    return {"reference": reference.name, "networks": len(ranking.scores),
+            "outside_space": len(reference.networks) - len(ranking.scores), "reference_self_tau": reference.self_tau,
+            "kendall_tau": ranking.kendall_tau, "spearman": ranking.spearman, "seconds_per_arch": ranking.seconds_per_arch}
 
 
-def _timed_search(workdir: Path, name: str, settings: SupernetSettings, trials: int, target: str) -> dict:
-    """A search of ``trials`` candidates read off the supernet, latency from the device's table
-    (built first, not timed: one table serves every search on the device)."""
+def timed_search(workdir: Path, estimator: str, settings: dict, trials: int, target: str, study: str) -> dict:
+    """A search of ``trials`` candidates estimated by ``estimator`` (a ``supernet:NAME,...`` spec of
+    the supernet in ``workdir/supernets`` trained with ``settings``), latency from the device's
+    table (built first, not timed: one table serves every search on the device)."""
     storage = f"sqlite:///{workdir / 'nas.db'}"
-    subprocess.run([*NAS, "latency", "build", "--space", settings.space, "--storage", storage, "--json"], cwd=workdir,
+    subprocess.run([*NAS, "latency", "build", "--space", settings["space"], "--storage", storage, "--json"], cwd=workdir,
                    check=True, capture_output=True)
     start = time.perf_counter()
-    proc = subprocess.run([*NAS, "search", "--space", settings.space, "--target-latency", target,
-                           "--estimator", f"supernet:{name}", "--data", settings.data,
-                           "--proxy-resolution", str(settings.resolution), "--latency", "lut", "--trials", str(trials),
-                           "--storage", storage, "--study", f"supernet-{trials}", "--json"],
+    proc = subprocess.run([*NAS, "search", "--space", settings["space"], "--target-latency", target,
+                           "--estimator", estimator, "--data", settings["data"],
+                           "--proxy-resolution", str(settings["resolution"]), "--latency", "lut", "--trials", str(trials),
+                           "--storage", storage, "--study", study, "--json"],
                           cwd=workdir, capture_output=True, text=True)
     wall_s = time.perf_counter() - start
     if proc.returncode != 0:
@@ -163,7 +160,8 @@ def main() -> None:
             seconds.append(time.perf_counter() - start)
         size = path.stat().st_size
         reference = _rank_reference(estimator, args.storage, args.reference or None) if args.reference is not None else None
-        search = _timed_search(workdir, name, settings, args.search, args.target_latency) if args.search else None
+        search = (timed_search(workdir, f"supernet:{name}", settings.recipe(), args.search, args.target_latency,
+                               f"supernet-{args.search}") if args.search else None)
     last = result.history[-1]
     figures = {
         "mode": "quick" if args.quick else "full", "settings": settings.recipe(), "threads": settings.threads,

@@ -1,5 +1,6 @@
-"""Which choices of a space can share weights on a CPU budget, and what a trained supernet's weights
-are worth as a start: the measurements behind README's "Why it ranks poorly".
+"""Which choices of a space can share weights on a CPU budget: the measurements behind README's
+"Why it ranks poorly" (what a trained supernet's weights are worth as a start:
+``bench/supernet_finetune.py``).
 
 1. Per choice: a fresh supernet trained from scratch for --steps steps of two networks a step, only
    that choice drawn at random per stage and every other one fixed at the space's skeleton network
@@ -7,12 +8,8 @@ are worth as a start: the measurements behind README's "Why it ranks poorly".
    differ in that choice learn on the same weights (chance: ln 10 = 2.30 on MNIST).
 2. Pools of fixed networks trained in turn on one supernet: how learning slows as more distinct
    paths share the weights.
-3. With --supernet PATH (a finished checkpoint) and the estimators' reference: the reference's
-   networks inside the space trained --finetune steps from the supernet's inherited weights and from
-   timm's own initialisation, each ranked against the reference (Kendall tau).
 
-    python bench/supernet_sharing.py [--space mbconv] [--data mnist] [--steps 120]
-                                     [--supernet PATH --storage URL --finetune 20] [--json]
+    python bench/supernet_sharing.py [--space mbconv] [--data mnist] [--steps 120] [--json]
 """
 
 from __future__ import annotations
@@ -35,9 +32,8 @@ from rich.table import Table
 from _common import save
 
 from nas.data import ProxyData, load_proxy_data
-from nas.proxy import proxy_genotype
 from nas.supernet import Supernet, random_genotype, zero_classifier
-from search_spaces import FactorizedSpace, Genotype, build_model, get_space
+from search_spaces import FactorizedSpace, get_space
 
 BATCH = 64
 RESOLUTION = 16  # the search's proxy resolution, as the supernet's
@@ -117,63 +113,18 @@ def pools(space: FactorizedSpace, data: ProxyData, steps: int) -> list[dict]:
     return rows
 
 
-def finetune(path: Path, storage: str, steps: int) -> dict:
-    """The reference's networks inside the space, ``steps`` steps from inherited weights and from
-    timm's initialisation, each ranked against the reference."""
-    from scipy.stats import kendalltau
-
-    from nas.estimators.ranking import load_reference
-    from nas.estimators.supernet import SupernetEstimator
-    from storage import Store
-
-    estimator = SupernetEstimator(path)
-    reference = load_reference(Store.open(storage), None)
-    inside = {label: genotype for label, genotype in reference.networks.items() if estimator.supernet.holds(genotype)}
-    result = {"reference": reference.name, "networks": len(inside), "steps": steps}
-    for start in ("inherited", "timm"):
-        accuracies = [_short_training(estimator, genotype, steps, start == "inherited") for genotype in inside.values()]
-        tau = kendalltau(accuracies, [reference.accuracy[label] for label in inside]).statistic
-        result[start] = {"kendall_tau": tau, "mean_accuracy": sum(accuracies) / len(accuracies)}
-        print(f"{steps} steps from {start} weights: tau {tau:.2f}", file=sys.stderr, flush=True)
-    return result
-
-
-def _short_training(estimator, genotype: Genotype, steps: int, inherit: bool) -> float:
-    data = estimator.data
-    torch.manual_seed(0)
-    model = build_model(proxy_genotype(genotype, estimator.state["resolution"]), num_classes=data.num_classes,
-                        in_chans=data.in_chans)
-    if inherit:
-        model.load_state_dict(estimator.inherited_weights(genotype))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.05)
-    batches = torch.Generator().manual_seed(0)
-    model.train()
-    for _ in range(steps):
-        picked = torch.randint(0, len(data.x_train), (BATCH,), generator=batches)
-        optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(model(data.x_train[picked]), data.y_train[picked]).backward()
-        optimizer.step()
-    model.eval()
-    with torch.no_grad():
-        return (model(data.x_val).argmax(1) == data.y_val).float().mean().item()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", default="mbconv")
     parser.add_argument("--data", default="mnist")
     parser.add_argument("--steps", type=int, default=120)
-    parser.add_argument("--supernet", type=Path, help="a finished supernet checkpoint to start short trainings from")
-    parser.add_argument("--storage", default="sqlite:///bench/.estimators.db", help="database holding the reference")
-    parser.add_argument("--finetune", type=int, default=20, help="steps of each short training")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
     space, data = get_space(args.space), load_proxy_data(args.data, RESOLUTION)
     figures = {"space": space.name, "data": data.name, "resolution": RESOLUTION, "steps": args.steps, "batch_size": BATCH,
                "lr": LR, "chance_loss": math.log(data.num_classes), "per_choice": per_choice(space, data, args.steps),
-               "pools": pools(space, data, args.steps),
-               "finetune": finetune(args.supernet, args.storage, args.finetune) if args.supernet else None}
+               "pools": pools(space, data, args.steps)}
     path = save("supernet_sharing", figures)
     if args.json:
         print(json.dumps(figures))
@@ -188,10 +139,6 @@ def main() -> None:
     for row in figures["pools"]:
         table.add_row(f"a pool of {row['networks']} random networks", f"{row['final_loss']:.2f}")
     Console().print(table)
-    if figures["finetune"]:
-        tuned = figures["finetune"]
-        print(f"{tuned['steps']} steps on the reference's {tuned['networks']} networks: Kendall tau "
-              f"{tuned['inherited']['kendall_tau']:.2f} from inherited weights, {tuned['timm']['kendall_tau']:.2f} from timm's")
     print(f"saved {path}")
 
 

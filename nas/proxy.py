@@ -3,6 +3,9 @@
 On 16-32 px images a network with total stride 32 ends on a 1x1 map and ranks poorly, so the
 proxy keeps every searched block but moves the earliest stride-2 blocks to stride 1 until the
 last feature map is at least 2x2, as CIFAR variants of ImageNet networks do.
+
+Networks train in channels-last layout: oneDNN's depthwise convolutions and their gradients are
+much faster in it on a CPU (``bench/proxy_layout.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from timm.scheduler import CosineLRScheduler
 from nas.data import ProxyData
 from nas.errors import TrainingDiverged, UsageError
 from search_spaces import Genotype, build_model
+
+StepHook = Callable[[int, int], None]  # (steps done, steps in all)
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,11 @@ def proxy_genotype(genotype: Genotype, resolution: int) -> Genotype:
     return genotype.with_max_stride(max_stride)
 
 
+def channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` in place in channels-last layout (NHWC), the faster one for its convolutions."""
+    return model.to(memory_format=torch.channels_last)
+
+
 def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
     model.eval()
     correct = 0
@@ -67,8 +77,8 @@ def train_proxy(
     Raises ``TrainingDiverged`` on a non-finite loss, so the trial is stored as FAIL with why.
     """
     torch.manual_seed(settings.seed)
-    model = build_model(proxy_genotype(genotype, settings.resolution),
-                        num_classes=data.num_classes, in_chans=data.in_chans)
+    model = channels_last(build_model(proxy_genotype(genotype, settings.resolution),
+                                      num_classes=data.num_classes, in_chans=data.in_chans))
     optimizer = create_optimizer_v2(model, "adamw", lr=settings.lr, weight_decay=settings.weight_decay)
     steps_per_epoch = math.ceil(len(data.x_train) / settings.batch_size)
     total = settings.epochs * steps_per_epoch
@@ -96,3 +106,53 @@ def train_proxy(
         if on_epoch is not None:
             on_epoch(epoch, accuracy)
     return accuracy
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    """How one network is trained: ``steps`` of AdamW at peak ``lr``, cosine-decayed."""
+
+    steps: int
+    lr: float
+    weight_decay: float = 0.05
+    batch_size: int = 32
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 0:
+            raise UsageError(f"steps must be >= 0, got {self.steps}")
+        if self.batch_size < 2:
+            raise UsageError(f"batch_size must be >= 2 (BatchNorm needs it), got {self.batch_size}")
+        if not self.lr > 0:
+            raise UsageError(f"lr must be > 0, got {self.lr}")
+
+
+def train_steps(model: torch.nn.Module, data: ProxyData, settings: TuneSettings, on_step: StepHook | None = None) -> float:
+    """Train ``model`` in place for ``settings.steps`` full batches and return its validation
+    accuracy; a non-finite loss raises ``TrainingDiverged``."""
+    if settings.batch_size > len(data.x_train):
+        raise UsageError(f"batch_size {settings.batch_size} is more than {data.name}'s {len(data.x_train)} training images")
+    torch.manual_seed(settings.seed)
+    channels_last(model)
+    if settings.steps:
+        optimizer = create_optimizer_v2(model, "adamw", lr=settings.lr, weight_decay=settings.weight_decay)
+        scheduler = CosineLRScheduler(optimizer, t_initial=settings.steps, warmup_t=min(20, settings.steps // 10),
+                                      warmup_lr_init=settings.lr / 10, t_in_epochs=False)
+        generator = torch.Generator().manual_seed(settings.seed)
+        batches_per_epoch = len(data.x_train) // settings.batch_size
+        model.train()
+        for step in range(settings.steps):
+            if step % batches_per_epoch == 0:
+                order = torch.randperm(len(data.x_train), generator=generator)
+            start = step % batches_per_epoch * settings.batch_size
+            index = order[start:start + settings.batch_size]
+            loss = F.cross_entropy(model(data.x_train[index]), data.y_train[index])
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(f"training diverged: loss is {loss.item()} at step {step + 1}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step_update(step + 1)
+            if on_step is not None:
+                on_step(step + 1, settings.steps)
+    return evaluate(model, data.x_val, data.y_val)

@@ -80,7 +80,7 @@ def rank(
 ) -> None:
     """Rank the reference's networks by each estimator: Kendall tau, Spearman, signal-to-noise, cost."""
     from nas.estimators.choose import make_estimator, parse_spec
-    from nas.estimators.ranking import load_reference, rank_estimator, store_ranking
+    from nas.estimators.ranking import held, load_reference, rank_estimator, store_ranking
     from storage import Store
 
     specs = list(estimators or DEFAULT_RANKED)
@@ -89,10 +89,14 @@ def rank(
     store = Store.open(storage)
     ref = load_reference(store, reference_name)
     rankings = []
+    space = ref.settings.get("space", "mbconv")
     with _progress() as progress:
         for spec in specs:
-            task = progress.add_task(spec, total=len(ref.accuracy) + len(ref.repeated))
-            ranking = rank_estimator(ref, spec, lambda seed, spec=spec: make_estimator(spec, data, seed),
+            first = make_estimator(spec, data, 0, space=space)
+            scored = held(ref, first)  # a supernet scores only its space's networks
+            task = progress.add_task(spec, total=len(scored.accuracy) + len(scored.repeated))
+            ranking = rank_estimator(scored, spec, lambda seed, spec=spec, first=first:
+                                     first if seed == 0 else make_estimator(spec, data, seed, space=space),
                                      lambda task=task: progress.update(task, advance=1))
             store_ranking(store, ref, ranking, {"data": data})
             rankings.append(ranking)

@@ -101,7 +101,8 @@ def search(
     pruner: Annotated[str, typer.Option(help="median | sha (successive halving) | hyperband | none")] = "median",
     estimator: Annotated[str, typer.Option(help="accuracy estimator: train | synflow | naswot | grad_norm | snip | zen | "
                                                 "params | macs (NAME:key=value,... sets options) | hybrid:PROXY:K | "
-                                                "supernet[:NAME] (see `nas estimators rank`)")] = "train",
+                                                "supernet[:NAME][,steps=N] (N steps from its weights first; "
+                                                "see `nas estimators rank`)")] = "train",
     seed: Annotated[int, typer.Option(help="sampler seed")] = 0,
     seed_arch: Annotated[Optional[list[str]], typer.Option("--seed-arch", help="enqueue a paper network first (repeatable)")] = None,
     data: Annotated[str, typer.Option(help="digits | mnist | a folder of class sub-folders")] = "digits",

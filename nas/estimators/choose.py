@@ -4,8 +4,9 @@
 a zero-cost proxy (``synflow``, ``naswot``, ``grad_norm``, ``snip``, ``zen``; keys resolution,
 batch_size), or a size baseline (``params``, ``macs``). ``data`` and the training seed come from the
 caller (the search's ``--data``, the ranking's seeds). ``hybrid:PROXY:K`` screens by PROXY and
-trains the best K (a search strategy, see ``nas.hybrid``); ``supernet[:NAME]`` reads accuracies off
-a trained weight-sharing supernet (``nas supernet train``).
+trains the best K (a search strategy, see ``nas.hybrid``); ``supernet[:NAME][,key=value,...]`` reads
+accuracies off a trained weight-sharing supernet (``nas supernet train``), or with ``steps=N``
+(keys lr, batch_size, weight_decay) trains each candidate N steps from its weights first.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from nas.estimators import AccuracyEstimator
 from nas.estimators.size import SIZE_METRICS, SizeEstimator, SizeSettings
 from nas.estimators.training import ProxyTraining
 from nas.estimators.zero_cost import PROXIES, ZeroCost, ZeroCostSettings
-from nas.proxy import ProxySettings
+from nas.proxy import ProxySettings, TuneSettings
 
 TRAINED = "train"
 HYBRID = "hybrid"
@@ -55,10 +56,11 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
     if hybrid is not None:
         return HYBRID, {"screen": hybrid.screen, "k": str(hybrid.k)}
     name, _, rest = spec.partition(":")
-    if name == SUPERNET:  # supernet[:NAME], NAME a `nas supernet train --name` (default: the space's)
-        return SUPERNET, {"name": rest} if rest else {}
+    items = list(filter(None, rest.split(",")))
     options = {}
-    for item in filter(None, rest.split(",")):
+    if name == SUPERNET and items and "=" not in items[0]:  # supernet:NAME, a `nas supernet train --name`
+        options["name"] = items.pop(0).strip()
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise UsageError(f"--estimator {spec!r}: write NAME or NAME:key=value,...")
@@ -83,6 +85,18 @@ def _typed(cls: type, options: dict[str, str], spec: str, **fixed: object) -> di
     return values
 
 
+def _tune(options: dict[str, str], spec: str, seed: int, proxy: ProxySettings | None) -> TuneSettings | None:
+    """A supernet's fine-tune settings (None: read off), the learning rate the proxy's."""
+    if not options:
+        return None
+    values = _typed(TuneSettings, options, spec, seed=seed)
+    if "steps" not in values:
+        raise UsageError(f"--estimator {spec!r}: supernet options train each candidate; give steps=N (0: read off)")
+    if not values["steps"]:
+        return None
+    return TuneSettings(**{"lr": (proxy or ProxySettings()).lr, **values})
+
+
 def make_estimator(spec: str, data: str = "digits", seed: int = 0, proxy: ProxySettings | None = None,
                    space: str = "mbconv") -> AccuracyEstimator:
     """The estimator ``spec`` names, on ``data`` with training seed ``seed``; ``proxy`` gives the
@@ -92,11 +106,11 @@ def make_estimator(spec: str, data: str = "digits", seed: int = 0, proxy: ProxyS
         from nas.estimators.supernet import SupernetEstimator
         from nas.supernet import supernet_path
 
-        path = supernet_path(options.get("name", space))
+        path = supernet_path(options.pop("name", space))
         if not path.is_file():
             raise UsageError(f"--estimator {spec}: no supernet at {path}; train one with "
                              f"`nas supernet train --space {space}`")
-        return SupernetEstimator(path, space=space, data=data)
+        return SupernetEstimator(path, space=space, data=data, tune=_tune(options, spec, seed, proxy))
     if name == HYBRID:
         raise UsageError("hybrid is a search strategy, not one estimator: use it with `nas search --estimator`")
     if name == TRAINED:

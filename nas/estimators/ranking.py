@@ -45,6 +45,12 @@ class Reference:
         first, second = zip(*self.repeated.values(), strict=True)
         return float(kendalltau(first, second).statistic)
 
+    def restricted(self, labels: set[str]) -> Reference:
+        """The reference on ``labels`` only (the networks an estimator can score)."""
+        return Reference(self.name, {k: v for k, v in self.networks.items() if k in labels},
+                         {k: v for k, v in self.accuracy.items() if k in labels},
+                         {k: v for k, v in self.repeated.items() if k in labels}, self.settings)
+
     @property
     def seed_noise(self) -> float | None:
         """Mean absolute accuracy difference between the two seeds of one network."""
@@ -91,18 +97,30 @@ def _score(estimator: AccuracyEstimator) -> Callable[[Genotype], float]:
     return score if callable(score) else (lambda genotype: estimator.accuracy(genotype, lambda step, value: None))
 
 
+def held(reference: Reference, estimator: AccuracyEstimator) -> Reference:
+    """The reference on the networks ``estimator`` can score: a supernet holds only its space's
+    (the papers' seed networks lie outside it); other estimators score every network."""
+    holds = getattr(estimator, "holds", None)
+    if not callable(holds):
+        return reference
+    return reference.restricted({label for label, genotype in reference.networks.items() if holds(genotype)})
+
+
 def rank_estimator(reference: Reference, label: str, make: Callable[[int], AccuracyEstimator],
                    on_network: Callable[[], None] | None = None) -> Ranking:
-    """Score every reference network with ``make(0)`` and the repeated ones with ``make(1)``."""
+    """Score every reference network the estimator can score with ``make(0)`` and the repeated
+    ones with ``make(1)``."""
+    first = make(0)
+    reference = held(reference, first)
     if len(reference.accuracy) < 3:
-        raise UsageError(f"reference {reference.name!r} has {len(reference.accuracy)} trained networks; "
-                         "ranking needs at least 3: build more with `nas estimators reference`")
+        raise UsageError(f"reference {reference.name!r} has {len(reference.accuracy)} trained networks {label} can "
+                         "score; ranking needs at least 3: build more with `nas estimators reference`")
     scored: dict[str, list[float]] = {}
     seconds = []
     for seed, labels in ((0, list(reference.accuracy)), (1, list(reference.repeated))):
         if not labels:
             continue
-        score = _score(make(seed))
+        score = _score(first if seed == 0 else make(seed))
         score(reference.networks[labels[0]])  # warm-up: one-off set-up (data, calibration) is not per-network cost
         for name in labels:
             start = time.perf_counter()

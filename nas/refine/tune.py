@@ -9,66 +9,20 @@ same weights.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from timm.optim import create_optimizer_v2
-from timm.scheduler import CosineLRScheduler
 
 from nas.checkpoint import load_checkpoint, prefixed, save_checkpoint
 from nas.data import ProxyData
-from nas.errors import TrainingDiverged
 from nas.estimators import Report
-from nas.proxy import evaluate, proxy_genotype
+from nas.proxy import StepHook, TuneSettings, proxy_genotype, train_steps
 from nas.refine.inherit import inherit
 from nas.threads import torch_threads
 from search_spaces import Genotype, build_model
-
-StepHook = Callable[[int, int], None]  # (steps done, steps in all)
-
-
-@dataclass(frozen=True)
-class TuneSettings:
-    """How one network is trained: ``steps`` of AdamW at peak ``lr``, cosine-decayed."""
-
-    steps: int
-    lr: float
-    weight_decay: float = 0.05
-    batch_size: int = 32
-    seed: int = 0
-
-
-def train_steps(model: torch.nn.Module, data: ProxyData, settings: TuneSettings, on_step: StepHook | None = None) -> float:
-    """Train ``model`` in place for ``settings.steps`` full batches and return its validation
-    accuracy; a non-finite loss raises ``TrainingDiverged``."""
-    torch.manual_seed(settings.seed)
-    if settings.steps:
-        optimizer = create_optimizer_v2(model, "adamw", lr=settings.lr, weight_decay=settings.weight_decay)
-        scheduler = CosineLRScheduler(optimizer, t_initial=settings.steps, warmup_t=min(20, settings.steps // 10),
-                                      warmup_lr_init=settings.lr / 10, t_in_epochs=False)
-        generator = torch.Generator().manual_seed(settings.seed)
-        batches_per_epoch = len(data.x_train) // settings.batch_size
-        model.train()
-        for step in range(settings.steps):
-            if step % batches_per_epoch == 0:
-                order = torch.randperm(len(data.x_train), generator=generator)
-            start = step % batches_per_epoch * settings.batch_size
-            index = order[start:start + settings.batch_size]
-            loss = F.cross_entropy(model(data.x_train[index]), data.y_train[index])
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"training diverged: loss is {loss.item()} at step {step + 1}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step_update(step + 1)
-            if on_step is not None:
-                on_step(step + 1, settings.steps)
-    return evaluate(model, data.x_val, data.y_val)
-
 
 @dataclass(frozen=True)
 class Tuning:

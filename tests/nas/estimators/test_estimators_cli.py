@@ -31,6 +31,14 @@ def test_reference_then_rank_writes_a_complete_table(nas_cli):
     stored = {r.estimator: r for r in reference_store.rankings(store, built["reference"])}
     assert set(stored) == set(rows) and all(len(r.scores) == 13 for r in stored.values())
 
+    # a supernet scores only its space's networks: the sampled ones, not the papers' seed networks
+    nas_cli.json("supernet", "train", "--space", "tiny", "--data", "digits", "--resolution", "8", "--epochs", "1")
+    tuned = nas_cli.json("estimators", "rank", "--estimator", "supernet:steps=2")["estimators"]
+    assert [r["estimator"] for r in tuned] == ["supernet:steps=2"] and -1.0 <= tuned[0]["kendall_tau"] <= 1.0
+    scores = {r.estimator: r for r in reference_store.rankings(store, built["reference"])}["supernet:steps=2"].scores
+    sampled = {r.label for r in reference_store.results(store, built["reference"]) if r.label.startswith("sample-")}
+    assert set(scores) == sampled and len(sampled) == 5
+
 
 def test_unknown_estimator_is_one_line(nas_cli):
     proc = nas_cli("estimators", "rank", "--estimator", "params", "--estimator", "nope", check=False)

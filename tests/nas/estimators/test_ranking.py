@@ -72,6 +72,32 @@ def test_ranking_statistics_are_exact():
     assert reference.self_tau == pytest.approx(1.0) and reference.seed_noise == pytest.approx(0.02)
 
 
+class _Holding(_Known):
+    """A known estimator that can score only some networks (as a supernet only its space's)."""
+
+    def __init__(self, scores: dict[str, float], held: set[str]) -> None:
+        super().__init__(scores, noise=0.0, seed=0)
+        self.held = held
+
+    def holds(self, genotype) -> bool:
+        return genotype.key in self.held
+
+    def score(self, genotype) -> float:
+        assert genotype.key in self.held, "scored a network it does not hold"
+        return super().score(genotype)
+
+
+def test_ranking_leaves_out_the_networks_an_estimator_cannot_score():
+    reference = _reference()
+    keys = [reference.networks[n].key for n in reference.networks]
+    by_key = dict(zip(keys, (5.0, 4.0, 1.0, 2.0, 3.0), strict=True))
+    ranking = rank_estimator(reference, "held", lambda seed: _Holding(by_key, set(keys[:4])))
+    assert set(ranking.scores) == set(SEED_NAMES[:4])
+    assert ranking.kendall_tau == pytest.approx(kendalltau([5.0, 4.0, 1.0, 2.0], [0.9, 0.8, 0.7, 0.6]).statistic)
+    with pytest.raises(UsageError, match="2 trained networks few can score; ranking needs at least 3"):
+        rank_estimator(reference, "few", lambda seed: _Holding(by_key, set(keys[:2])))
+
+
 def test_a_stored_reference_loads(tmp_path):
     store = Store.open(f"sqlite:///{tmp_path / 'r.db'}")
     for i, name in enumerate(SEED_NAMES[:3]):

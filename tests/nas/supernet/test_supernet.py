@@ -20,7 +20,8 @@ from nas.checkpoint import load_checkpoint, read_state, save_checkpoint
 from nas.data import load_proxy_data
 from nas.errors import UsageError
 from nas.estimators.supernet import SupernetEstimator
-from nas.proxy import proxy_genotype
+from nas.estimators.choose import make_estimator, parse_spec
+from nas.proxy import TuneSettings, proxy_genotype
 from nas.supernet import (
     Supernet,
     SupernetSettings,
@@ -220,6 +221,37 @@ def test_the_estimator_returns_the_same_accuracy_twice(finished, folder):
     assert again.accuracy(first, reports.append) == accuracy
     assert again.settings == estimator.settings and estimator.name == "supernet"
     assert estimator.settings["space"] == "tiny" and len(estimator.settings["sha256"]) == 64
+
+
+def test_fine_tuning_starts_from_the_inherited_weights_and_repeats(finished):
+    """``supernet:steps=N``: zero steps score the timm network on its inherited weights as the
+    read-off scores the sliced one; N steps train on from there, the same for the same seed."""
+    genotype = _genotypes(TINY, 1)[2]
+    read_off = SupernetEstimator(finished).accuracy(genotype, print)
+    untrained = SupernetEstimator(finished, tune=TuneSettings(0, 3e-3, batch_size=8)).accuracy(genotype, print)
+    assert untrained == pytest.approx(read_off, abs=1 / 8)  # 8 validation images: float order may flip one
+    tuned = SupernetEstimator(finished, tune=TuneSettings(3, 3e-3, batch_size=8))
+    accuracy = tuned.accuracy(genotype, print)
+    assert tuned.accuracy(genotype, print) == accuracy and 0 <= accuracy <= 1
+    assert tuned.settings["tune"]["steps"] == 3 and SupernetEstimator(finished).settings["tune"] is None
+    with pytest.raises(UsageError, match="batch_size 64 is more than .* 32 training images"):
+        SupernetEstimator(finished, tune=TuneSettings(3, 3e-3, batch_size=64)).accuracy(genotype, print)
+
+
+def test_the_fine_tune_is_spelled_in_the_estimator_name(finished, folder, tmp_path, monkeypatch):
+    assert parse_spec("supernet:big,steps=20") == ("supernet", {"name": "big", "steps": "20"})
+    assert parse_spec("supernet:steps=20,lr=0.01") == ("supernet", {"steps": "20", "lr": "0.01"})
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "supernets").mkdir()
+    (tmp_path / "supernets" / "tiny.safetensors").symlink_to(finished)
+    tuned = make_estimator("supernet:steps=5,batch_size=8", data=folder, seed=2, space="tiny")
+    assert tuned.tune == TuneSettings(5, 3e-3, batch_size=8, seed=2)
+    assert make_estimator("supernet:tiny,steps=0", data=folder, space="tiny").tune is None  # 0 steps: the read-off
+    for spec, message in (("supernet:lr=0.1", "give steps=N"), ("supernet:steps=2,epochs=1", "unknown option 'epochs'"),
+                          ("supernet:steps=-1", "steps must be >= 0"), ("supernet:steps=2,lr=0", "lr must be > 0"),
+                          ("supernet:other,steps=2", "no supernet at supernets/other.safetensors")):
+        with pytest.raises(UsageError, match=message):
+            make_estimator(spec, data=folder, space="tiny")
 
 
 def test_inherited_weights_load_into_the_real_network(finished):

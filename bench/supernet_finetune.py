@@ -1,0 +1,107 @@
+"""A few training steps from a supernet's weights as an accuracy estimate (`--estimator
+supernet:steps=N`), ranked against the estimators' long-training reference beside the same steps
+from scratch and the plain read-off.
+
+For each N in --steps: the reference's networks inside the supernet's space (the papers' seed
+networks lie outside it) trained N steps from their inherited, BN-calibrated weights, and N steps
+from timm's initialisation with the same recipe (`nas.proxy.train_steps`: AdamW, cosine, the
+proxy's learning rate); Kendall tau and Spearman against the reference, signal-to-noise over two
+seeds, and seconds per network, one network at a time. With --search N, then the wall time of an
+N-candidate `nas search --estimator supernet:NAME,steps=S --latency lut` (S: --search-steps) in the
+supernet's folder, after the rankings (never beside them).
+
+    python bench/supernet_finetune.py --supernet DIR/supernets/NAME.safetensors [--storage URL]
+                                      [--reference NAME] [--steps 10 20 40] [--batch-size 32]
+                                      [--search N --search-steps 20 --target-latency 20ms] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from rich.console import Console
+from rich.table import Table
+
+from _common import save
+from supernet import timed_search
+
+from nas.estimators.ranking import Ranking, held, load_reference, rank_estimator
+from nas.estimators.supernet import SupernetEstimator
+from nas.proxy import ProxySettings, TuneSettings
+from nas.refine.tune import Tuning
+from storage import Store
+
+
+def _row(start: str, tune: TuneSettings, ranking: Ranking) -> dict:
+    return {"start": start, "steps": tune.steps, "kendall_tau": ranking.kendall_tau, "spearman": ranking.spearman,
+            "snr": ranking.snr, "seconds_per_arch": ranking.seconds_per_arch,
+            "networks": len(ranking.scores)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--supernet", type=Path, required=True, help="a finished `nas supernet train` checkpoint")
+    parser.add_argument("--storage", default="sqlite:///bench/.estimators.db", help="database holding the reference")
+    parser.add_argument("--reference", default=None, help="reference name [default: the only one in --storage]")
+    parser.add_argument("--steps", type=int, nargs="+", default=[10, 20, 40])
+    parser.add_argument("--batch-size", type=int, default=TuneSettings.batch_size)
+    parser.add_argument("--search", type=int, default=0, help="then time a search of this many candidates (0: none)")
+    parser.add_argument("--search-steps", type=int, default=20, help="fine-tune steps of the timed search's estimator")
+    parser.add_argument("--target-latency", default="20ms")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    read_off = SupernetEstimator(args.supernet)
+    whole = load_reference(Store.open(args.storage), args.reference)
+    reference = held(whole, read_off)
+    rows = [_row("read-off", TuneSettings(0, ProxySettings.lr), rank_estimator(reference, "supernet", lambda seed: read_off))]
+    for steps in args.steps:
+        tune = TuneSettings(steps, ProxySettings.lr, batch_size=args.batch_size)
+
+        def inherited(seed: int, tune: TuneSettings = tune) -> SupernetEstimator:
+            return SupernetEstimator(args.supernet, tune=replace(tune, seed=seed))
+
+        def scratch(seed: int, tune: TuneSettings = tune) -> Tuning:
+            return Tuning(read_off.data, replace(tune, seed=seed), read_off.state["resolution"])
+
+        for start, make in (("inherited", inherited), ("scratch", scratch)):
+            rows.append(_row(start, tune, rank_estimator(reference, f"{start}-{steps}", make)))
+            print(f"{steps} steps from {start}: tau {rows[-1]['kendall_tau']:.3f}, "
+                  f"{rows[-1]['seconds_per_arch']:.2f} s / network", file=sys.stderr, flush=True)
+    search = None
+    if args.search:
+        spec = f"supernet:{args.supernet.stem},steps={args.search_steps},batch_size={args.batch_size}"
+        search = {"estimator": spec, **timed_search(args.supernet.parent.parent, spec, read_off.state["settings"],
+                                                    args.search, args.target_latency,
+                                                    f"finetune-{args.search_steps}-{int(time.time())}")}
+    figures = {"supernet": str(args.supernet), "supernet_settings": read_off.state["settings"],
+               "data": read_off.data.name, "resolution": read_off.state["resolution"], "batch_size": args.batch_size,
+               "lr": ProxySettings.lr, "reference": reference.name,
+               "reference_self_tau": whole.self_tau, "reference_repeated": len(whole.repeated),
+               "rows": rows, "search": search}
+    path = save("supernet_finetune", figures)
+    if args.json:
+        print(json.dumps(figures, indent=2, default=str))
+        return
+    table = Table(title=f"ranking {rows[0]['networks']} networks of {reference.name} (its own seeds agree with "
+                        f"tau {whole.self_tau or float('nan'):.2f} on {len(whole.repeated)} networks)")
+    for column in ("start", "steps", "Kendall tau", "Spearman", "SNR", "s / network"):
+        table.add_column(column, justify="left" if column == "start" else "right")
+    for row in rows:
+        table.add_row(row["start"], str(row["steps"]), f"{row['kendall_tau']:.2f}", f"{row['spearman']:.2f}",
+                      "-" if row["snr"] is None else f"{row['snr']:.1f}", f"{row['seconds_per_arch']:.2f}")
+    Console().print(table)
+    if search is not None:
+        print(f"a {search['trials']}-candidate search with {search['estimator']}: {search['wall_s'] / 60:.1f} min, "
+              f"{3600 / search['seconds_per_trial']:.0f} candidates an hour")
+    print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    main()
