@@ -30,11 +30,12 @@ from nas.errors import TrainingDiverged, UsageError
 from nas.estimators import LatencyEstimate
 from nas.latency import LatencySettings, device_fingerprint, measure_network, measure_networks
 from nas.notes import artifact_dir
+from nas.proxy import TuneSettings
 from nas.recipe import check_input_size
 from nas.refine.guard import fail_abandoned, study_lock
 from nas.refine.latency import SideBySideLatency
 from nas.refine.proposals import current_width, proposals
-from nas.refine.tune import Kept, TuneSettings, Tuning, last_kept, ratio_score
+from nas.refine.tune import Kept, Tuning, last_kept, ratio_score
 from nas.results import record_genotype
 from nas.reward import Reward
 from nas.runner import TrialRunner
