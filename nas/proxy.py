@@ -5,7 +5,7 @@ proxy keeps every searched block but moves the earliest stride-2 blocks to strid
 last feature map is at least 2x2, as CIFAR variants of ImageNet networks do.
 
 Networks train in channels-last layout: oneDNN's depthwise convolutions and their gradients are
-much faster in it on a CPU (``bench/proxy_layout.py``).
+much faster in it on a CPU (``bench/layout.py``).
 """
 
 from __future__ import annotations
