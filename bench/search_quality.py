@@ -114,6 +114,16 @@ class Steps:
             self._write(kept)
         return kept["done"][key]["answer"]
 
+    def adopt_baselines(self, other: Steps) -> int:
+        """Take the baselines' trainings (every seed) that ``other`` folder has done and this one has
+        not: another search setting is judged against the very same trainings. Returns how many."""
+        with self.lock:
+            kept, theirs = self._read(), other._read()["done"]
+            taken = {k: v for k, v in theirs.items() if k.split("/")[-2] == "baseline" and k not in kept["done"]}
+            kept["done"].update(taken)
+            self._write(kept)
+        return len(taken)
+
     def kept(self, key: str) -> object | None:
         """A value this folder keeps under ``key`` (not a command's answer), or None."""
         return self._read().get("kept", {}).get(key)
@@ -267,6 +277,9 @@ def parse_args() -> argparse.Namespace:
                                                               "otherwise; time them on a quiet machine)")
     parser.add_argument("--only", choices=("baselines", "searches"), help="run this stage only (its results are kept)")
     parser.add_argument("--workdir", type=Path, help="keep every step here; the same command resumes [default: a temp folder]")
+    parser.add_argument("--baselines-from", type=Path, help="another run's --workdir: its baselines' trainings (same "
+                                                            "recipe and seeds) are taken, not trained again, so other "
+                                                            "--search-args are judged against the same trainings")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder for search_quality.json and the plot")
     parser.add_argument("--json", action="store_true")
     return parser.parse_args()
@@ -396,6 +409,11 @@ def main() -> None:
         search_args=tuple(args.search_args.split()), workdir=workdir, steps=Steps(workdir),
         store=Store.open(f"sqlite:///{workdir / 'nas.db'}"), console=Console(stderr=True))
     bench.console.print(f"work folder {workdir} (pass --workdir to resume there)")
+    if args.baselines_from:
+        if not (args.baselines_from / "steps.json").is_file():
+            raise SystemExit(f"--baselines-from {args.baselines_from}: no steps.json there (not a --workdir of this bench)")
+        taken = bench.steps.adopt_baselines(Steps(args.baselines_from))
+        bench.console.print(f"took {taken} baseline trainings from {args.baselines_from}")
     if args.only == "baselines":
         run_baselines(bench)
         return
@@ -476,7 +494,7 @@ def summarize(bench: Bench, rows: list[dict], runs: list[dict]) -> dict:
     return {
         "settings": {"space": bench.space, "target_latency_ms": target, "budget_s": None if bench.trials else bench.budget_s,
                      "trials_per_run": bench.trials, "seeds": bench.seeds, "verdict_seeds": bench.verdict_seeds,
-                     "final_recipe": list(bench.recipe), "search_args": list(bench.search_args), "data": "digits",
+                     "final_recipe": list(bench.recipe), "search_args": list(bench.search_args), "final_data": "digits",
                      "latency": "every final network timed side by side in one pass, fastest of 3 rounds",
                      "hypervolume_reference": {"latency_ms": 2 * target, "accuracy": 0.0}},
         "methods": methods_summary,

@@ -44,6 +44,24 @@ def test_a_step_is_kept_with_its_command_and_run_again_only_where_allowed(tmp_pa
     assert json.loads((tmp_path / "steps.json").read_text())["done"]["train/a"]["args"][-1] == "mobilenetv2_100"
 
 
+def test_another_folder_takes_the_baselines_trainings_and_nothing_else(tmp_path):
+    first, second = _bench.Steps(tmp_path / "a"), _bench.Steps(tmp_path / "b")
+    for folder in (tmp_path / "a", tmp_path / "b"):
+        folder.mkdir()
+    baseline = first.run("baseline/m", ["show", "mobilenetv3_small_100"], tmp_path)
+    seeded = first.run("seed1/baseline/m", ["show", "mobilenetv2_100"], tmp_path)
+    first.run("train/tpe-0", ["show", "mnasnet_100"], tmp_path)
+    own = second.run("seed2/baseline/m", ["show", "resnet18"], tmp_path)
+    assert second.adopt_baselines(first) == 2
+    done = json.loads((tmp_path / "b" / "steps.json").read_text())["done"]
+    assert sorted(done) == ["baseline/m", "seed1/baseline/m", "seed2/baseline/m"]  # not the found network's training
+    assert done["seed2/baseline/m"]["answer"] == own  # its own are kept
+    assert second.run("baseline/m", ["show", "mobilenetv3_small_100"], tmp_path) == baseline
+    assert second.run("seed1/baseline/m", ["show", "mobilenetv2_100"], tmp_path) == seeded
+    assert json.loads((tmp_path / "b" / "steps.json").read_text())["done"] == done  # read back, not run again
+    assert second.adopt_baselines(first) == 0
+
+
 def _points(*rows):
     return [Point(elapsed_s=t, accuracy=a, latency_ms=lat, number=i) for i, (t, a, lat) in enumerate(rows)]
 
