@@ -61,7 +61,8 @@ def _seed(key: str) -> int:
 
 
 def collect(workdirs: list[Path]) -> tuple[dict[str, Trained], list[str]]:
-    """Every block network re-trained in ``workdirs`` with their one final recipe; the recipe."""
+    """Every block network re-trained in ``workdirs`` with their one final recipe (the same
+    architecture found by two runs is one network); the recipe."""
     networks: dict[str, Trained] = {}
     recipe: list[str] | None = None
     for workdir in workdirs:
@@ -89,6 +90,7 @@ def collect(workdirs: list[Path]) -> tuple[dict[str, Trained], list[str]]:
                 study = args[args.index("--study") + 1]
                 label = f"{workdir.name}/{study}"
                 genotype = resolve_architecture(args[1], store, study).genotype
+            label = next((known for known, t in networks.items() if t.genotype == genotype), label)  # one network, several runs
             networks.setdefault(label, Trained(genotype)).add(_seed(key), answer["accuracy"])
     return networks, recipe or []
 
