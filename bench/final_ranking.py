@@ -31,6 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from _common import save
+from search_quality import parse_step_key
 
 from nas.estimators.choose import make_estimator
 from nas.estimators.ranking import Reference, rank_estimator
@@ -54,16 +55,11 @@ class Trained:
         self.accuracies.setdefault(seed, []).append(accuracy)
 
 
-def _seed(key: str) -> int:
-    """`seed2/train/tpe-0` -> 2; `train/tpe-0` (the table's training) -> 0."""
-    head = key.split("/")[0]
-    return int(head.removeprefix("seed")) if head.startswith("seed") else 0
-
-
 def collect(workdirs: list[Path]) -> tuple[dict[str, Trained], list[str]]:
     """Every block network re-trained in ``workdirs`` with their one final recipe (the same
     architecture found by two runs is one network); the recipe."""
     networks: dict[str, Trained] = {}
+    labels: dict[Genotype, str] = {}  # the first label an architecture was found under
     recipe: list[str] | None = None
     for workdir in workdirs:
         steps = workdir / "steps.json"
@@ -71,7 +67,7 @@ def collect(workdirs: list[Path]) -> tuple[dict[str, Trained], list[str]]:
             raise SystemExit(f"--workdir {workdir}: no steps.json (not a work folder of bench/search_quality.py)")
         store = Store.open(f"sqlite:///{workdir / 'nas.db'}")
         for key, done in json.loads(steps.read_text())["done"].items():
-            kind = key.split("/")[-2]
+            kind, seed = parse_step_key(key)
             if kind not in ("train", "baseline"):
                 continue
             args = done["args"]
@@ -90,8 +86,8 @@ def collect(workdirs: list[Path]) -> tuple[dict[str, Trained], list[str]]:
                 study = args[args.index("--study") + 1]
                 label = f"{workdir.name}/{study}"
                 genotype = resolve_architecture(args[1], store, study).genotype
-            label = next((known for known, t in networks.items() if t.genotype == genotype), label)  # one network, several runs
-            networks.setdefault(label, Trained(genotype)).add(_seed(key), answer["accuracy"])
+            label = labels.setdefault(genotype, label)
+            networks.setdefault(label, Trained(genotype)).add(seed, answer["accuracy"])
     return networks, recipe or []
 
 
@@ -145,9 +141,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(figures, indent=2))
         return
-    table = Table(title=f"estimators against the final recipe ({len(reference.accuracy)} networks; "
-                        f"its seeds agree at tau {reference.self_tau:.2f})" if reference.self_tau is not None else
-                        f"estimators against the final recipe ({len(reference.accuracy)} networks)")
+    agreement = "" if reference.self_tau is None else f"; its seeds agree at tau {reference.self_tau:.2f}"
+    table = Table(title=f"estimators against the final recipe ({len(reference.accuracy)} networks{agreement})")
     for column in ("estimator", "networks", "Kendall tau", "Spearman", "SNR", "s / network"):
         table.add_column(column, justify="right")
     for r in rankings:

@@ -51,6 +51,18 @@ METHODS = {"tpe": ["--sampler", "tpe"], "nsga2": ["--objective", "pareto", "--sa
            "random": ["--sampler", "random"]}
 
 
+def step_key(kind: str, name: str, seed: int = 0) -> str:
+    """A step's key in ``steps.json``: ``KIND/NAME`` (search, train, baseline), and ``seedN/KIND/NAME``
+    for another seed of the final recipe (the verdict's trainings)."""
+    return f"{kind}/{name}" if seed == 0 else f"seed{seed}/{kind}/{name}"
+
+
+def parse_step_key(key: str) -> tuple[str, int]:
+    """(kind, seed) of a ``step_key``."""
+    *head, kind, _ = key.split("/")
+    return kind, int(head[0].removeprefix("seed")) if head else 0
+
+
 @dataclass(frozen=True)
 class Point:
     """One stored search trial: when it finished (s after the run started), its estimate, its latency."""
@@ -119,7 +131,7 @@ class Steps:
         not: another search setting is judged against the very same trainings. Returns how many."""
         with self.lock:
             kept, theirs = self._read(), other._read()["done"]
-            taken = {k: v for k, v in theirs.items() if k.split("/")[-2] == "baseline" and k not in kept["done"]}
+            taken = {k: v for k, v in theirs.items() if parse_step_key(k)[0] == "baseline" and k not in kept["done"]}
             kept["done"].update(taken)
             self._write(kept)
         return len(taken)
@@ -318,7 +330,7 @@ def run_searches(bench: Bench) -> tuple[list[dict], dict[str, list[Point]]]:
             key = f"{method}-{seed}"
             budget = ["--trials", str(bench.trials)] if bench.trials else ["--timeout", f"{bench.budget_s}s"]
             bench.console.print(f"search {key}: {' '.join(budget)}")
-            bench.steps.run(f"search/{key}", ["search", "--space", bench.space, "--target-latency", f"{bench.target_ms}ms",
+            bench.steps.run(step_key("search", key), ["search", "--space", bench.space, "--target-latency", f"{bench.target_ms}ms",
                                               *budget, "--seed", str(seed), "--study", key,
                                               *METHODS[method], *bench.search_args], bench.workdir)
             points = fronts[key] = study_points(bench.store, key)
@@ -326,13 +338,13 @@ def run_searches(bench: Bench) -> tuple[list[dict], dict[str, list[Point]]]:
             found = None
             if chosen:
                 bench.console.print(f"re-train {key}: trial {chosen.number} (proxy {100 * chosen.accuracy:.1f}%)")
-                trained = bench.steps.run(f"train/{key}", ["train", str(chosen.number), "--study", key, *bench.recipe,
+                trained = bench.steps.run(step_key("train", key), ["train", str(chosen.number), "--study", key, *bench.recipe,
                                                            "-o", str(bench.runs / key)], bench.workdir, redo=True)
                 found = {"name": f"{key} trial {chosen.number}", "study": key, "trial": chosen.number,
                          "proxy_accuracy": chosen.accuracy, "search_latency_ms": chosen.latency_ms,
                          **{k: trained[k] for k in ("accuracy", "params", "macs")}}
             runs.append({"method": method, "seed": seed, "study": key, "trials": len(points),
-                         "search_wall_s": bench.steps.wall_s(f"search/{key}"), "found": found,
+                         "search_wall_s": bench.steps.wall_s(step_key("search", key)), "found": found,
                          "best_proxy_under_target": chosen and chosen.accuracy,
                          "hypervolume": hypervolume(points, 2 * bench.target_ms),
                          "front": [vars(p) for p in front(points)]})
@@ -348,7 +360,7 @@ def run_baselines(bench: Bench) -> list[dict]:
     rows = []
     for name in bench.baselines:
         bench.console.print(f"baseline {name}")
-        (row,) = bench.steps.run(f"baseline/{name}", ["baselines", "--models", name, *bench.recipe,
+        (row,) = bench.steps.run(step_key("baseline", name), ["baselines", "--models", name, *bench.recipe,
                                                       "-o", str(bench.runs / "baselines")], bench.workdir, redo=True)
         rows.append({k: row[k] for k in ("name", "accuracy", "params", "macs")})
     return rows
@@ -461,10 +473,10 @@ def settle_verdict(bench: Bench, rows: list[dict], runs: list[dict]) -> dict | N
         for seed in range(1, bench.verdict_seeds):
             flags = [*bench.recipe, "--seed", str(seed), "-o"]
             if "study" in row:  # a found network
-                key = f"seed{seed}/train/{row['study']}"
+                key = step_key("train", row["study"], seed)
                 args = ["train", str(row["trial"]), "--study", row["study"], *flags, str(bench.runs / f"seed{seed}" / row["study"])]
             else:
-                key = f"seed{seed}/baseline/{row['name']}"
+                key = step_key("baseline", row["name"], seed)
                 args = ["baselines", "--models", row["name"], *flags, str(bench.runs / f"seed{seed}" / "baselines")]
             answer = bench.steps.run(key, args, bench.workdir, redo=True)
             accuracies.append((answer[0] if isinstance(answer, list) else answer)["accuracy"])  # baselines: a list
