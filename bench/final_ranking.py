@@ -2,15 +2,16 @@
 
 The estimators issue judges estimators against a reference of short trainings (4 epochs, 16 px);
 what a search must predict is the accuracy after the final recipe that `bench/search_quality.py`
-re-trains with (12 epochs, 64 px). This bench takes every network that bench re-trained in one or
-more of its work folders, the papers' networks and the best found network of each search run, as a
+re-trains with (by default 12 epochs, 64 px, digits). This bench takes every network that bench
+re-trained in one or more of its work folders (or that `bench/final_recipe.py` trained in one of
+its recipe folders), the papers' networks and the best found network of each search run, as a
 reference (a network's accuracy: the mean of all its final-recipe trainings, every seed and folder;
 its seed 0 and seed 1 where both exist give the reference's own agreement and each estimator's
 noise), and ranks estimators against it with `nas estimators rank`'s measure. ResNet-18 and
 ShuffleNet V2 are left out: they are not block networks an estimator can build.
 
-    python bench/final_ranking.py --workdir DIR [--workdir DIR ...] [--estimator SPEC ...]
-                                  [--supernet PATH --supernet-steps 20] [--json]
+    python bench/final_ranking.py --workdir DIR [--workdir DIR ...] [--estimator SPEC ...] [--data mnist]
+                                  [--supernet PATH --supernet-steps 20] [--results DIR] [--json]
 
 Networks are scored one at a time on one thread; nothing else should run beside it (seconds).
 """
@@ -30,7 +31,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from _common import save
+from _common import RESULTS, save
 from search_quality import parse_step_key
 
 from nas.estimators.choose import make_estimator
@@ -64,7 +65,7 @@ def collect(workdirs: list[Path]) -> tuple[dict[str, Trained], list[str]]:
     for workdir in workdirs:
         steps = workdir / "steps.json"
         if not steps.is_file():
-            raise SystemExit(f"--workdir {workdir}: no steps.json (not a work folder of bench/search_quality.py)")
+            raise SystemExit(f"--workdir {workdir}: no steps.json (not a work folder of bench/search_quality.py or final_recipe.py)")
         store = Store.open(f"sqlite:///{workdir / 'nas.db'}")
         for key, done in json.loads(steps.read_text())["done"].items():
             kind, seed = parse_step_key(key)
@@ -109,6 +110,7 @@ def main() -> None:
                                                       "its own data, only the networks of its space)")
     parser.add_argument("--supernet-steps", type=int, nargs="+", default=[20],
                         help="fine-tune steps from the supernet's weights (0: read off)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder for final_ranking.json")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -137,7 +139,7 @@ def main() -> None:
                         "spearman": r.spearman, "snr": r.snr, "seconds_per_arch": r.seconds_per_arch,
                         "scores": {label: s[0] for label, s in r.scores.items()}} for r in rankings],
     }
-    path = save("final_ranking", figures)
+    path = save("final_ranking", figures, args.results)
     if args.json:
         print(json.dumps(figures, indent=2))
         return

@@ -6,7 +6,7 @@ final recipe and measured for latency the same way; searches with TPE, NSGA-II (
 sampling get the same wall-clock budget, for several seeds.
 
     python bench/search_quality.py [--quick] [--seeds 2] [--target-latency 20ms] [--budget 6m | --trials N]
-                                   [--verdict-seeds 3] [--workdir DIR] [--retime] [--json]
+                                   [--verdict-seeds 3] [--final-data digits] [--workdir DIR] [--retime] [--json]
 
 The verdict (the best found network against the baselines it must beat) is settled on the mean of
 ``--verdict-seeds`` trainings of each network involved: one seed of the final recipe moves a
@@ -21,6 +21,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -61,6 +62,33 @@ def parse_step_key(key: str) -> tuple[str, int]:
     """(kind, seed) of a ``step_key``."""
     *head, kind, _ = key.split("/")
     return kind, int(head[0].removeprefix("seed")) if head else 0
+
+
+def final_recipe(data: str, resolution: int, epochs: int) -> tuple[str, ...]:
+    """The `nas train`/`nas baselines` flags of a final recipe (every final network trains with them)."""
+    return ("--epochs", str(epochs), "--resolution", str(resolution), "--data", data)
+
+
+def runs_folder(recipe: tuple[str, ...]) -> Path:
+    """A final recipe's checkpoints (relative to the work folder): another recipe trains beside them."""
+    return Path("runs") / hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:8]
+
+
+def baseline_step(recipe: tuple[str, ...], name: str, seed: int = 0) -> tuple[str, list[str], Path]:
+    """The step key, `nas baselines` flags and checkpoint folder of one training of a paper's
+    network: the same in every bench that trains the baselines, so one folder's trainings serve
+    another (``Steps.adopt_baselines``)."""
+    out = runs_folder(recipe) / (f"seed{seed}" if seed else "") / "baselines"
+    seeded = ["--seed", str(seed)] if seed else []
+    return step_key("baseline", name, seed), ["baselines", "--models", name, *recipe, *seeded, "-o", str(out)], out / name
+
+
+def found_step(recipe: tuple[str, ...], study: str, trial: int, seed: int = 0) -> tuple[str, list[str], Path]:
+    """The step key, `nas train` flags and checkpoint folder of one training of a search run's best
+    network (trial ``trial`` of study ``study``)."""
+    out = runs_folder(recipe) / (f"seed{seed}" if seed else "") / study
+    seeded = ["--seed", str(seed)] if seed else []
+    return step_key("train", study, seed), ["train", str(trial), "--study", study, *recipe, *seeded, "-o", str(out)], out
 
 
 @dataclass(frozen=True)
@@ -111,10 +139,15 @@ class Steps:
                     return None
             time.sleep(5)
 
-    def run(self, key: str, args: list[str], cwd: Path, redo: bool = False) -> object:
+    def run(self, key: str, args: list[str], cwd: Path, redo: bool = False, output: Path | None = None) -> object:
+        """The step's answer, running ``nas ARGS`` in ``cwd`` unless done. ``output``: the folder
+        this step alone writes (a training's checkpoint); what a killed run left there is removed
+        first, so the step starts over instead of failing on a half-trained checkpoint."""
         answer = self._claim(key, args, redo)
         if answer is not None:
             return answer
+        if output is not None:
+            shutil.rmtree(cwd / output, ignore_errors=True)
         start = time.perf_counter()
         proc = subprocess.run([*NAS, *args, "--json"], cwd=cwd, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -281,9 +314,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--verdict-seeds", type=int, help="train the best found network and the baselines it is judged "
                                                           "against this many times (seeds 0..N-1) and judge on the "
                                                           "means [default: 3; quick: 1]")
-    parser.add_argument("--final-epochs", help="final recipe epochs (`nas train --epochs`) [default: 12; quick: 2]")
+    parser.add_argument("--final-epochs", type=int, help="final recipe epochs (`nas train --epochs`) [default: 12; quick: 2]")
     parser.add_argument("--final-resolution", type=int, help="final recipe resolution: 64 leaves a 2x2 last map at "
                                                              "total stride 32, as the proxy's [default: 64]")
+    parser.add_argument("--final-data", default="digits", help="final recipe data: digits | mnist | a folder of "
+                                                               "class sub-folders (`bench/final_recipe.py` measures "
+                                                               "which one tells networks apart) [default: digits]")
     parser.add_argument("--search-args", default="", help="extra `nas search` flags for every run, e.g. '--epochs 2'")
     parser.add_argument("--retime", action="store_true", help="time the final networks again (kept in --workdir "
                                                               "otherwise; time them on a quiet machine)")
@@ -316,11 +352,6 @@ class Bench:
     store: Store
     console: Console
 
-    @property
-    def runs(self) -> Path:
-        """The final recipe's checkpoints (relative to the workdir): another recipe trains beside them."""
-        return Path("runs") / hashlib.sha256(json.dumps(self.recipe).encode()).hexdigest()[:8]
-
 
 def run_searches(bench: Bench) -> tuple[list[dict], dict[str, list[Point]]]:
     """Every method and seed for the same wall time; the best network under the target of each re-trained."""
@@ -338,8 +369,8 @@ def run_searches(bench: Bench) -> tuple[list[dict], dict[str, list[Point]]]:
             found = None
             if chosen:
                 bench.console.print(f"re-train {key}: trial {chosen.number} (proxy {100 * chosen.accuracy:.1f}%)")
-                trained = bench.steps.run(step_key("train", key), ["train", str(chosen.number), "--study", key, *bench.recipe,
-                                                           "-o", str(bench.runs / key)], bench.workdir, redo=True)
+                step, args, output = found_step(bench.recipe, key, chosen.number)
+                trained = bench.steps.run(step, args, bench.workdir, redo=True, output=output)
                 found = {"name": f"{key} trial {chosen.number}", "study": key, "trial": chosen.number,
                          "proxy_accuracy": chosen.accuracy, "search_latency_ms": chosen.latency_ms,
                          **{k: trained[k] for k in ("accuracy", "params", "macs")}}
@@ -360,8 +391,8 @@ def run_baselines(bench: Bench) -> list[dict]:
     rows = []
     for name in bench.baselines:
         bench.console.print(f"baseline {name}")
-        (row,) = bench.steps.run(step_key("baseline", name), ["baselines", "--models", name, *bench.recipe,
-                                                      "-o", str(bench.runs / "baselines")], bench.workdir, redo=True)
+        key, args, output = baseline_step(bench.recipe, name)
+        (row,) = bench.steps.run(key, args, bench.workdir, redo=True, output=output)
         rows.append({k: row[k] for k in ("name", "accuracy", "params", "macs")})
     return rows
 
@@ -411,7 +442,7 @@ def main() -> None:
         raise SystemExit(f"--methods: known {', '.join(METHODS)}, and random must be one of them (got {args.methods})")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="search-quality-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    recipe = ("--epochs", args.final_epochs or ("2" if quick else "12"), "--resolution", str(args.final_resolution or 64))
+    recipe = final_recipe(args.final_data, args.final_resolution or 64, args.final_epochs or (2 if quick else 12))
     budget_s = parse_duration_s(args.budget or ("1m" if quick else "6m"))
     bench = Bench(
         space=args.space, target_ms=parse_latency_ms(args.target_latency), budget_s=budget_s, trials=args.trials,
@@ -471,14 +502,11 @@ def settle_verdict(bench: Bench, rows: list[dict], runs: list[dict]) -> dict | N
     for row in [found, *verdict_rivals(found, rows)]:
         accuracies = [row["accuracy"]]
         for seed in range(1, bench.verdict_seeds):
-            flags = [*bench.recipe, "--seed", str(seed), "-o"]
             if "study" in row:  # a found network
-                key = step_key("train", row["study"], seed)
-                args = ["train", str(row["trial"]), "--study", row["study"], *flags, str(bench.runs / f"seed{seed}" / row["study"])]
+                key, args, output = found_step(bench.recipe, row["study"], row["trial"], seed)
             else:
-                key = step_key("baseline", row["name"], seed)
-                args = ["baselines", "--models", row["name"], *flags, str(bench.runs / f"seed{seed}" / "baselines")]
-            answer = bench.steps.run(key, args, bench.workdir, redo=True)
+                key, args, output = baseline_step(bench.recipe, row["name"], seed)
+            answer = bench.steps.run(key, args, bench.workdir, redo=True, output=output)
             accuracies.append((answer[0] if isinstance(answer, list) else answer)["accuracy"])  # baselines: a list
         networks.append({"name": row["name"], "latency_ms": row["latency_ms"], "seed_accuracies": accuracies,
                          "accuracy": statistics.fmean(accuracies), "spread": spread(accuracies)})
@@ -506,7 +534,7 @@ def summarize(bench: Bench, rows: list[dict], runs: list[dict]) -> dict:
     return {
         "settings": {"space": bench.space, "target_latency_ms": target, "budget_s": None if bench.trials else bench.budget_s,
                      "trials_per_run": bench.trials, "seeds": bench.seeds, "verdict_seeds": bench.verdict_seeds,
-                     "final_recipe": list(bench.recipe), "search_args": list(bench.search_args), "final_data": "digits",
+                     "final_recipe": list(bench.recipe), "search_args": list(bench.search_args),
                      "latency": "every final network timed side by side in one pass, fastest of 3 rounds",
                      "hypervolume_reference": {"latency_ms": 2 * target, "accuracy": 0.0}},
         "methods": methods_summary,

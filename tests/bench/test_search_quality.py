@@ -1,30 +1,14 @@
 """bench/search_quality.py: the figures it derives from search runs, and one quick run end to end."""
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from bench_scripts import BENCH, load
 
-BENCH = Path(__file__).parents[2] / "bench"
-
-
-def _load_bench():
-    """The bench script as a module, without leaving bench/ on sys.path (its scaling.py would
-    shadow the scaling package)."""
-    path = list(sys.path)
-    spec = importlib.util.spec_from_file_location("bench_search_quality", BENCH / "search_quality.py")
-    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path[:] = path
-    return module
-
-
-_bench = _load_bench()
+_bench = load("search_quality")
 Point, best_under, compare, front, hypervolume, time_to_reach, verdict_rivals = (
     _bench.Point, _bench.best_under, _bench.compare, _bench.front, _bench.hypervolume, _bench.time_to_reach,
     _bench.verdict_rivals)
@@ -44,6 +28,19 @@ def test_a_step_is_kept_with_its_command_and_run_again_only_where_allowed(tmp_pa
     assert json.loads((tmp_path / "steps.json").read_text())["done"]["train/a"]["args"][-1] == "mobilenetv2_100"
 
 
+def test_a_killed_training_s_leftovers_are_removed_before_its_step_runs_again(tmp_path):
+    steps = _bench.Steps(tmp_path)
+    left = tmp_path / "runs" / "m"
+    left.mkdir(parents=True)
+    (left / "checkpoint.safetensors").write_text("half an epoch")  # what a kill leaves: `nas train` would refuse it
+    steps.run("train/m", ["show", "mobilenetv3_small_100"], tmp_path, output=Path("runs") / "m")
+    assert not left.exists()
+    left.mkdir()
+    (left / "checkpoint.safetensors").write_text("a finished step's")
+    steps.run("train/m", ["show", "mobilenetv3_small_100"], tmp_path, output=Path("runs") / "m")  # done: read back
+    assert (left / "checkpoint.safetensors").read_text() == "a finished step's"
+
+
 def test_another_folder_takes_the_baselines_trainings_and_nothing_else(tmp_path):
     first, second = _bench.Steps(tmp_path / "a"), _bench.Steps(tmp_path / "b")
     for folder in (tmp_path / "a", tmp_path / "b"):
@@ -60,6 +57,17 @@ def test_another_folder_takes_the_baselines_trainings_and_nothing_else(tmp_path)
     assert second.run("seed1/baseline/m", ["show", "mobilenetv2_100"], tmp_path) == seeded
     assert json.loads((tmp_path / "b" / "steps.json").read_text())["done"] == done  # read back, not run again
     assert second.adopt_baselines(first) == 0
+
+
+def test_every_training_of_a_final_network_has_its_own_checkpoint_folder_and_seed():
+    recipe = _bench.final_recipe("mnist", 32, 8)
+    key, args, output = _bench.found_step(recipe, "tpe-0", 23)
+    assert key == "train/tpe-0" and args[:4] == ["train", "23", "--study", "tpe-0"] and "--seed" not in args
+    assert args[args.index("--data") + 1] == "mnist" and Path(args[args.index("-o") + 1]) == output
+    key2, args2, output2 = _bench.found_step(recipe, "tpe-0", 23, seed=2)
+    assert _bench.parse_step_key(key2) == ("train", 2) and args2[args2.index("--seed") + 1] == "2"
+    baseline = _bench.baseline_step(recipe, "resnet18", 2)[2]
+    assert len({output, output2, baseline, _bench.baseline_step(recipe, "resnet18")[2]}) == 4
 
 
 def _points(*rows):
