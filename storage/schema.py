@@ -37,6 +37,10 @@ UTCDateTime = DateTime(timezone=True)
 
 
 _CREATING = threading.Lock()
+# PostgreSQL advisory lock held while one process makes the tables: two processes that CREATE the
+# same table at once collide in the catalog ("duplicate key ... pg_type_typname_nsp_index"), which
+# no check-first avoids
+_TABLES_LOCK = int.from_bytes(b"nas_tabl", "big")
 
 
 def _sessions(url: str) -> sessionmaker[Session]:
@@ -50,12 +54,15 @@ def _create_tables(url: str) -> sessionmaker[Session]:
     engine = sqlalchemy.create_engine(parsed, **engine_kwargs(parsed))
     for attempt in range(2):
         try:
-            Base.metadata.create_all(engine)
+            with engine.begin() as connection:
+                if engine.dialect.name == "postgresql":  # released at commit: the next one then sees the tables
+                    connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _TABLES_LOCK})
+                Base.metadata.create_all(connection)
             break
         except (SQLAlchemyError, sqlite3.Error) as err:
             reason = str(getattr(err, "orig", err)).strip().splitlines()[0]
             if attempt == 0 and "already exists" in reason:
-                continue  # another process made them between our check and our CREATE: check again
+                continue  # SQLite: another process made them between our check and our CREATE: check again
             fault = database_error(err, url)
             raise StorageError(f"cannot create nas tables in {fault}", fault.fault) from err
     return sessionmaker(engine, expire_on_commit=False)
