@@ -118,7 +118,7 @@ def main() -> None:
     networks = tuple(args.networks.split(",")) if args.networks else PAPERS + WIDTH_VARIANTS
     console = Console(stderr=True)
     recipes = [train_recipe(r, networks, args.seeds, args.workdir / r.label, console) for r in args.recipe]
-    path = save("final_recipe", {"networks": list(networks), "threads": 1, "recipes": recipes})
+    path = save("final_recipe", {"networks": list(networks), "recipes": recipes})
     if args.json:
         print(path.read_text())
         return
