@@ -25,7 +25,9 @@ class Suggester(Protocol):
 
 
 # op name -> (block type, expansion ratio)
-OPS = {"ds": ("ds", None), "mb1": ("ir", 1.0), "mb3": ("ir", 3.0), "mb6": ("ir", 6.0), "conv": ("cn", None)}
+# (``fmb``: EfficientNetV2's fused MBConv, timm's edge residual: a k x k expansion conv, no depthwise)
+OPS = {"ds": ("ds", None), "mb1": ("ir", 1.0), "mb3": ("ir", 3.0), "mb6": ("ir", 6.0), "conv": ("cn", None),
+       "fmb1": ("er", 1.0), "fmb4": ("er", 4.0)}
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,8 @@ class FactorizedSpace:
     num_features: int
     reference_ops: tuple[str, ...] | None = None  # the skeleton network's own op per stage
 
-    def _choices(self, stage: int) -> dict[str, tuple]:
+    def choices(self, stage: int) -> dict[str, tuple]:
+        """Each choice of stage ``stage`` (``s{stage}_{choice}`` in Optuna) and its options."""
         return {
             "op": self.ops, "kernel": self.kernels, "se": self.se_ratios, "act": self.acts,
             "skip": self.skips, "width": self.widths, "layers": self._layer_choices(stage),
@@ -61,7 +64,7 @@ class FactorizedSpace:
     def size(self) -> int:
         """How many distinct genotypes the space holds."""
         return math.prod(
-            math.prod(len(c) for c in self._choices(i).values()) for i in range(len(self.skeleton))
+            math.prod(len(c) for c in self.choices(i).values()) for i in range(len(self.skeleton))
         )
 
     def reference_params(self) -> dict[str, object] | None:
@@ -80,9 +83,9 @@ class FactorizedSpace:
         can occur in: each stage's every choice after each width of the stage before (the only
         choice of another stage that changes a block's input). A latency table measures these
         blocks once instead of whole networks from a space of ~10^20."""
-        base = {f"s{i}_{k}": v[0] for i in range(len(self.skeleton)) for k, v in self._choices(i).items()}
+        base = {f"s{i}_{k}": v[0] for i in range(len(self.skeleton)) for k, v in self.choices(i).items()}
         for i in range(len(self.skeleton)):
-            choices = self._choices(i)
+            choices = self.choices(i)
             before = self.widths if i > 0 else (None,)
             for picks in itertools.product(*choices.values()):
                 for width_before in before:
@@ -96,7 +99,7 @@ class FactorizedSpace:
 
         stages = []
         for i, (repeats, stride, channels) in enumerate(self.skeleton):
-            pick = {k: trial.suggest_categorical(f"s{i}_{k}", list(v)) for k, v in self._choices(i).items()}
+            pick = {k: trial.suggest_categorical(f"s{i}_{k}", list(v)) for k, v in self.choices(i).items()}
             block_type, exp_ratio = OPS[pick["op"]]  # type: ignore[index]
             block = Block(
                 type=block_type,
@@ -152,6 +155,13 @@ SPACES: dict[str, FactorizedSpace] = {
             description="mbconv plus regular 3x3/5x5 convolution as an op",
             skeleton=_skeleton(MOBILENETV2_SKELETON),
             ops=("ds", "mb1", "mb3", "mb6", "conv"),
+            stem_size=32, num_features=1280, reference_ops=_MBV2_OPS, **_MNAS_CHOICES,  # type: ignore[arg-type]
+        ),
+        FactorizedSpace(
+            name="mbconv-fused",
+            description="mbconv plus EfficientNetV2's fused MBConv (expansion 1 or 4) as ops",
+            skeleton=_skeleton(MOBILENETV2_SKELETON),
+            ops=("ds", "mb1", "mb3", "mb6", "fmb1", "fmb4"),
             stem_size=32, num_features=1280, reference_ops=_MBV2_OPS, **_MNAS_CHOICES,  # type: ignore[arg-type]
         ),
         FactorizedSpace(

@@ -23,9 +23,10 @@ Which choices share weights:
   and the sandwich's smallest network (all ``ds``) trains the leading channels every larger one uses;
 - stem, head and classifier: one set for all networks.
 
-Which choice keeps weights of its own, per stage and block (single-path, as SPOS): the regular
-convolution (``cn``, the ``conv`` op of ``mbconv-conv``), a dense k x k convolution that no MBConv
-layer contains.
+Which choices keep weights of their own, per stage and block (single-path, as SPOS): the regular
+convolution (``cn``, the ``conv`` op of ``mbconv-conv``) and the fused MBConv (``er``, the ``fmb``
+ops of ``mbconv-fused``), whose dense k x k convolutions no MBConv layer contains; fused MBConv's
+expansions share among themselves as MBConv's do.
 
 BatchNorm statistics are never shared: they are re-estimated for each network before it is
 evaluated. Training follows the sandwich rule with in-place distillation (``nas.supernet.train``).
@@ -40,7 +41,7 @@ whose paths fight over the same weights. README
 ("Weight-sharing supernet") has the rest of what was measured.
 """
 
-from nas.supernet.sampling import largest, random_genotype, sandwich, smallest
+from nas.supernet.sampling import end_params, largest, random_genotype, sandwich, smallest
 from nas.supernet.train import (
     SUPERNET_DIR,
     SupernetEpoch,
@@ -58,6 +59,6 @@ from nas.supernet.weights import Supernet
 
 __all__ = [
     "SUPERNET_DIR", "Supernet", "SupernetEpoch", "SupernetObserver", "SupernetResult",
-    "SupernetSettings", "calibration_batches", "largest", "open_supernet", "random_genotype", "sandwich",
+    "SupernetSettings", "calibration_batches", "end_params", "largest", "open_supernet", "random_genotype", "sandwich",
     "smallest", "subnet_accuracy", "supernet_path", "train_supernet", "zero_classifier",
 ]

@@ -61,3 +61,13 @@ def test_reference_params_sample_the_skeleton_network():
         ["ds_r1_k3_s1_c16_nre"], ["ir_r2_k3_s2_e6_c24_nre"], ["ir_r3_k3_s2_e6_c32_nre"], ["ir_r4_k3_s2_e6_c64_nre"],
         ["ir_r3_k3_s1_e6_c96_nre"], ["ir_r3_k3_s2_e6_c160_nre"], ["ir_r1_k3_s1_e6_c320_nre"],
     ]
+
+
+def test_fused_ops_are_timm_edge_residual_blocks():
+    space = get_space("mbconv-fused")
+    params = {**space.reference_params(), "s1_op": "fmb4", "s2_op": "fmb1", "s2_kernel": 5}
+    genotype = space.sample(optuna.trial.FixedTrial(params))
+    assert genotype.arch_def[1:3] == [["er_r2_k3_s2_e4_c24_nre"], ["er_r3_k5_s2_e1_c32_nre"]]
+    model = build_model(genotype)
+    assert [type(b).__name__ for b in model.blocks[1]] == ["EdgeResidual"] * 2
+    assert model.blocks[1][0].conv_exp.kernel_size == (3, 3) and model.blocks[1][0].conv_exp.out_channels == 4 * 16
