@@ -17,13 +17,16 @@ Pick = Callable[[str, list], object]  # (choice, its options) -> the option
 
 
 class _Picker:
-    """A ``search_spaces.spaces.Suggester`` that answers each ``s{stage}_{choice}`` with ``pick``."""
+    """A ``search_spaces.spaces.Suggester`` that answers each ``s{stage}_{choice}`` with ``pick``
+    and keeps its answers (Optuna's parameters of the network)."""
 
     def __init__(self, pick: Pick) -> None:
         self.pick = pick
+        self.params: dict[str, object] = {}
 
     def suggest_categorical(self, name: str, choices: Sequence) -> object:
-        return self.pick(name.split("_", 1)[1], list(choices))
+        self.params[name] = self.pick(name.split("_", 1)[1], list(choices))
+        return self.params[name]
 
 
 def _op_size(op: str) -> float:
@@ -53,6 +56,13 @@ def largest(space: FactorizedSpace) -> Genotype:
 
 def smallest(space: FactorizedSpace) -> Genotype:
     return space.sample(_Picker(_smallest))
+
+
+def end_params(space: FactorizedSpace, end: str) -> dict[str, object]:
+    """Optuna's parameters of the sandwich's ``end``, ``"largest"`` or ``"smallest"``."""
+    picker = _Picker({"largest": _largest, "smallest": _smallest}[end])
+    space.sample(picker)
+    return picker.params
 
 
 def random_genotype(space: FactorizedSpace, rng: random.Random) -> Genotype:

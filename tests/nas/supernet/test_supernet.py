@@ -25,6 +25,7 @@ from nas.proxy import TuneSettings, channels_last, evaluate, proxy_genotype
 from nas.supernet import (
     Supernet,
     SupernetSettings,
+    end_params,
     largest,
     random_genotype,
     smallest,
@@ -39,6 +40,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 TINY = get_space("tiny")
 # tiny has one width and one expansion; this variant also slices channels (width 0.5 and mb1 vs mb3)
 TINY_WIDTHS = replace(TINY, name="tiny-widths", ops=("ds", "mb1", "mb3"), widths=(0.5, 1.0))
+# and this one mixes fused MBConv (timm's edge residual, a weight set of its own) with MBConv
+TINY_FUSED = replace(TINY, name="tiny-fused", ops=("ds", "mb3", "fmb1", "fmb4"))
 RESOLUTION = 16
 
 
@@ -71,7 +74,7 @@ def _genotypes(space, count: int = 3):
     return [largest(space), smallest(space), *(random_genotype(space, rng) for _ in range(count))]
 
 
-@pytest.mark.parametrize("space", [TINY, TINY_WIDTHS], ids=lambda s: s.name)
+@pytest.mark.parametrize("space", [TINY, TINY_WIDTHS, TINY_FUSED], ids=lambda s: s.name)
 def test_a_sub_network_on_sliced_weights_equals_timm_loaded_with_them(space):
     torch.manual_seed(0)
     supernet = Supernet(space, num_classes=10, in_chans=1, resolution=RESOLUTION)
@@ -91,7 +94,7 @@ def test_a_sub_network_on_sliced_weights_equals_timm_loaded_with_them(space):
             assert (supernet.forward(genotype, x, train=True) - reference(x)).abs().max() <= 1e-5
 
 
-@pytest.mark.parametrize("space", [TINY, TINY_WIDTHS], ids=lambda s: s.name)
+@pytest.mark.parametrize("space", [TINY, TINY_WIDTHS, TINY_FUSED], ids=lambda s: s.name)
 def test_gradients_of_a_sub_network_reach_only_the_slices_it_used(space):
     supernet = Supernet(space, num_classes=10, in_chans=1, resolution=RESOLUTION)
     x = load_proxy_data("digits", RESOLUTION).x_train[:16]
@@ -124,6 +127,14 @@ def test_the_sandwich_ends_are_the_largest_and_smallest_networks():
     repeats = [r for r, _, _ in space.skeleton]
     assert big.depth == sum(r + 1 for r in repeats) and small.depth == sum(max(r - 1, 1) for r in repeats)
     assert all(sb.out_chs > ss.out_chs for sb, ss in zip((s[0] for s in big.stages), (s[0] for s in small.stages), strict=True))
+
+
+@pytest.mark.parametrize("end, network", [("largest", largest), ("smallest", smallest)])
+def test_an_end_s_parameters_sample_that_end(end, network):
+    space = get_space("mbconv")
+    params = end_params(space, end)
+    assert space.sample(optuna.trial.FixedTrial(params)) == network(space)
+    assert params.keys() == {f"s{i}_{c}" for i in range(len(space.skeleton)) for c in space.choices(i)}
 
 
 class _StopAt:
