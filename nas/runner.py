@@ -6,10 +6,12 @@ NetAdapt refinement and Ray Tune workers are to); what differs is the estimators
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import NoReturn
 
 import optuna
 
@@ -80,6 +82,7 @@ class TrialRunner:
         the caller began choosing the genotype (``time.perf_counter``), timed as ``sample_s``."""
         watch = _Stopwatch(started)
         watch.lap("sample_s")
+        interrupted = False
         try:
             params, macs = _size(genotype, self.resolution)
             watch.lap("count_s")
@@ -110,16 +113,26 @@ class TrialRunner:
             write_trial(trial, accuracy=accuracy)
             watch.lap("accuracy_s")
         except KeyboardInterrupt:
-            with _unless_the_database_refuses():  # the interrupt, not a write it broke, is what the user sees
-                write_trial(trial, fail_reason=INTERRUPTED, timings_s=watch.seconds)
-                if self.requeue:
-                    enqueue_again(trial)
-            raise
+            interrupted = True
         except Exception as err:
             failure = {} if isinstance(err, optuna.TrialPruned) else {"fail_reason": fail_reason(err)}
             write_trial(trial, timings_s=watch.seconds, **failure)
             raise
+        if interrupted:
+            self._interrupted(trial, watch)
         write_trial(trial, timings_s=watch.seconds)
         if self.pareto:
             return accuracy, latency.latency_ms
         return self.reward(accuracy, latency.latency_ms)
+
+    def _interrupted(self, trial: optuna.Trial, watch: _Stopwatch) -> NoReturn:
+        """Store why the trial stopped, then interrupt on. Runs after the ``except`` block has let
+        go of the interrupt's traceback: when Ctrl-C lands inside a SQLite read, the frames it keeps
+        hold that read's statement, and with it a lock on the file that made every write here (and
+        Optuna's own FAIL write after it) wait out the 60 s busy timeout (a suite run hung >120 s)."""
+        gc.collect()  # frames in reference cycles with the traceback, and the statements they hold
+        with _unless_the_database_refuses():  # the interrupt, not a write it broke, is what the user sees
+            write_trial(trial, fail_reason=INTERRUPTED, timings_s=watch.seconds)
+            if self.requeue:
+                enqueue_again(trial)
+        raise KeyboardInterrupt
