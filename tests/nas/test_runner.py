@@ -4,6 +4,7 @@ stores exactly the record the storage contract describes; the search and the gri
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -76,6 +77,31 @@ def test_failed_and_interrupted_trials(tmp_path):
     killed, queued = study.trials[1], study.trials[2]
     assert killed.state.name == "FAIL" and TrialRecord.from_trial(killed).fail_reason == INTERRUPTED
     assert queued.state.name == "WAITING" and queued.system_attrs["fixed_params"] == killed.params  # run first on resume
+
+
+class _InterruptedMidRead(WidthAccuracy):
+    """Ctrl-C while a SQLite read of the study's file is under way: the read's cursor, and the
+    shared lock its unfinished statement holds, live as long as this frame does."""
+
+    def __init__(self, db: Path) -> None:
+        super().__init__()
+        self.db = db
+
+    def accuracy(self, genotype, report) -> float:
+        reading = sqlite3.connect(self.db).execute("select * from trial_user_attributes")
+        reading.fetchone()  # more rows to come: the statement stays active
+        raise KeyboardInterrupt
+
+
+def test_an_interrupt_during_a_database_read_still_stores_why_the_trial_stopped(tmp_path):
+    study, store = _study(tmp_path)
+    runner = TrialRunner(BlockLatency(), _InterruptedMidRead(tmp_path / "runner.db"), REWARD, resolution=64)
+    with pytest.raises(KeyboardInterrupt):
+        study.optimize(lambda trial: runner(trial, seed_architecture("mobilenetv2_100")), n_trials=1)
+    # had the read's lock outlived the interrupt, the write of why would have waited out SQLite's busy
+    # timeout (60 s) and failed, leaving a FAIL without its reason
+    trial = study.trials[0]
+    assert trial.state.name == "FAIL" and TrialRecord.from_trial(trial).fail_reason == INTERRUPTED
 
 
 def test_search_runs_trials_through_the_runner(tmp_path):
