@@ -32,6 +32,7 @@ from rich.table import Table
 from _common import save
 
 from nas.data import load_proxy_data
+from nas.errors import UsageError
 from nas.supernet import calibration_batches, end_params, open_supernet, random_genotype, subnet_accuracy
 from search_spaces import FactorizedSpace
 
@@ -76,7 +77,10 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    supernet, state = open_supernet(args.supernet)
+    try:
+        supernet, state = open_supernet(args.supernet)
+    except (UsageError, OSError) as err:
+        raise SystemExit(f"--supernet: {err}") from None
     space = supernet.space
     if not 0 <= args.stage < len(space.skeleton):
         raise SystemExit(f"--stage must be between 0 and {len(space.skeleton) - 1}")
