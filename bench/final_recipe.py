@@ -93,10 +93,10 @@ def train_recipe(recipe: Recipe, networks: tuple[str, ...], seeds: int, workdir:
     for seed in range(seeds):  # seed by seed: an interrupted run already holds whole orders to compare
         for name in networks:
             console.print(f"{recipe.label}: {name} seed {seed}")
-            key, args, output = baseline_step(recipe.flags, name, seed)
-            (row,) = steps.run(key, args, workdir, redo=True, output=output)
+            training = baseline_step(recipe.flags, name, seed)
+            (row,) = steps.train(training, workdir)
             accuracies.setdefault(name, []).append(row["accuracy"])
-            wall.append(steps.wall_s(key))
+            wall.append(steps.wall_s(training.key))
     return {"recipe": recipe.label, "flags": list(recipe.flags), "workdir": str(workdir),
             "seconds_per_training": statistics.median(wall),
             **agreement(accuracies), "accuracies": accuracies}

@@ -29,6 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -74,21 +75,33 @@ def runs_folder(recipe: tuple[str, ...]) -> Path:
     return Path("runs") / hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:8]
 
 
-def baseline_step(recipe: tuple[str, ...], name: str, seed: int = 0) -> tuple[str, list[str], Path]:
-    """The step key, `nas baselines` flags and checkpoint folder of one training of a paper's
-    network: the same in every bench that trains the baselines, so one folder's trainings serve
-    another (``Steps.adopt_baselines``)."""
-    out = runs_folder(recipe) / (f"seed{seed}" if seed else "") / "baselines"
-    seeded = ["--seed", str(seed)] if seed else []
-    return step_key("baseline", name, seed), ["baselines", "--models", name, *recipe, *seeded, "-o", str(out)], out / name
+class Training(NamedTuple):
+    """One final-recipe training as a work-folder step: its key, its `nas` flags, and the
+    checkpoint folder it alone writes."""
+
+    key: str
+    args: list[str]
+    output: Path
 
 
-def found_step(recipe: tuple[str, ...], study: str, trial: int, seed: int = 0) -> tuple[str, list[str], Path]:
-    """The step key, `nas train` flags and checkpoint folder of one training of a search run's best
-    network (trial ``trial`` of study ``study``)."""
-    out = runs_folder(recipe) / (f"seed{seed}" if seed else "") / study
-    seeded = ["--seed", str(seed)] if seed else []
-    return step_key("train", study, seed), ["train", str(trial), "--study", study, *recipe, *seeded, "-o", str(out)], out
+def _seeded(recipe: tuple[str, ...], seed: int, folder: str) -> tuple[Path, list[str]]:
+    """Where a training of ``recipe`` on ``seed`` keeps its checkpoint, and its seed flag."""
+    return runs_folder(recipe) / (f"seed{seed}" if seed else "") / folder, ["--seed", str(seed)] if seed else []
+
+
+def baseline_step(recipe: tuple[str, ...], name: str, seed: int = 0) -> Training:
+    """One training of a paper's network: the same in every bench that trains the baselines, so
+    one folder's trainings serve another (``Steps.adopt_baselines``)."""
+    out, seeded = _seeded(recipe, seed, "baselines")
+    return Training(step_key("baseline", name, seed), ["baselines", "--models", name, *recipe, *seeded, "-o", str(out)],
+                    out / name)
+
+
+def found_step(recipe: tuple[str, ...], study: str, trial: int, seed: int = 0) -> Training:
+    """One training of a search run's best network (trial ``trial`` of study ``study``)."""
+    out, seeded = _seeded(recipe, seed, study)
+    return Training(step_key("train", study, seed), ["train", str(trial), "--study", study, *recipe, *seeded,
+                                                     "-o", str(out)], out)
 
 
 @dataclass(frozen=True)
@@ -158,6 +171,10 @@ class Steps:
             kept.get("running", {}).pop(key, None)
             self._write(kept)
         return kept["done"][key]["answer"]
+
+    def train(self, training: Training, cwd: Path) -> object:
+        """A final-recipe training's answer; run again if its flags changed (another recipe)."""
+        return self.run(training.key, training.args, cwd, redo=True, output=training.output)
 
     def adopt_baselines(self, other: Steps) -> int:
         """Take the baselines' trainings (every seed) that ``other`` folder has done and this one has
@@ -369,8 +386,7 @@ def run_searches(bench: Bench) -> tuple[list[dict], dict[str, list[Point]]]:
             found = None
             if chosen:
                 bench.console.print(f"re-train {key}: trial {chosen.number} (proxy {100 * chosen.accuracy:.1f}%)")
-                step, args, output = found_step(bench.recipe, key, chosen.number)
-                trained = bench.steps.run(step, args, bench.workdir, redo=True, output=output)
+                trained = bench.steps.train(found_step(bench.recipe, key, chosen.number), bench.workdir)
                 found = {"name": f"{key} trial {chosen.number}", "study": key, "trial": chosen.number,
                          "proxy_accuracy": chosen.accuracy, "search_latency_ms": chosen.latency_ms,
                          **{k: trained[k] for k in ("accuracy", "params", "macs")}}
@@ -391,8 +407,7 @@ def run_baselines(bench: Bench) -> list[dict]:
     rows = []
     for name in bench.baselines:
         bench.console.print(f"baseline {name}")
-        key, args, output = baseline_step(bench.recipe, name)
-        (row,) = bench.steps.run(key, args, bench.workdir, redo=True, output=output)
+        (row,) = bench.steps.train(baseline_step(bench.recipe, name), bench.workdir)
         rows.append({k: row[k] for k in ("name", "accuracy", "params", "macs")})
     return rows
 
@@ -502,11 +517,9 @@ def settle_verdict(bench: Bench, rows: list[dict], runs: list[dict]) -> dict | N
     for row in [found, *verdict_rivals(found, rows)]:
         accuracies = [row["accuracy"]]
         for seed in range(1, bench.verdict_seeds):
-            if "study" in row:  # a found network
-                key, args, output = found_step(bench.recipe, row["study"], row["trial"], seed)
-            else:
-                key, args, output = baseline_step(bench.recipe, row["name"], seed)
-            answer = bench.steps.run(key, args, bench.workdir, redo=True, output=output)
+            training = (found_step(bench.recipe, row["study"], row["trial"], seed) if "study" in row  # a found network
+                        else baseline_step(bench.recipe, row["name"], seed))
+            answer = bench.steps.train(training, bench.workdir)
             accuracies.append((answer[0] if isinstance(answer, list) else answer)["accuracy"])  # baselines: a list
         networks.append({"name": row["name"], "latency_ms": row["latency_ms"], "seed_accuracies": accuracies,
                          "accuracy": statistics.fmean(accuracies), "spread": spread(accuracies)})
