@@ -95,28 +95,48 @@ class FactorizedSpace:
                     yield self.sample(_Fixed(params))
 
     def sample(self, trial: Suggester) -> Genotype:
-        from search_spaces.timm_adapter import round_width  # timm's rounding: torch loads only when sampling
-
         stages = []
-        for i, (repeats, stride, channels) in enumerate(self.skeleton):
+        for i in range(len(self.skeleton)):
             pick = {k: trial.suggest_categorical(f"s{i}_{k}", list(v)) for k, v in self.choices(i).items()}
-            block_type, exp_ratio = OPS[pick["op"]]  # type: ignore[index]
-            block = Block(
-                type=block_type,
-                repeats=repeats + pick["layers"],  # type: ignore[operator]
-                kernel=pick["kernel"],  # type: ignore[arg-type]
-                stride=stride,
-                out_chs=round_width(channels, pick["width"]),  # type: ignore[arg-type]
-                exp_ratio=exp_ratio,
-                se_ratio=pick["se"] or None,  # type: ignore[arg-type]
-                act=pick["act"],  # type: ignore[arg-type]
-                skip=None if pick["skip"] else False,
-            )
-            if block.type == "cn" and block.se_ratio is not None:
-                block = block.with_(se_ratio=None)  # timm's ConvBnAct has no SE
-            stages.append((block,))
+            stages.append((self._block(i, pick),))
         return Genotype(stages=tuple(stages), stem_size=self.stem_size, num_features=self.num_features,
                         act="relu")
+
+    def params_of(self, genotype: Genotype) -> dict[str, object] | None:
+        """The Optuna parameters that sample ``genotype``; ``None`` when it is not a network of
+        this space (a paper's network often is not: other activations, ops or stage layouts)."""
+        if len(genotype.stages) != len(self.skeleton) or any(len(stage) != 1 for stage in genotype.stages):
+            return None
+        params: dict[str, object] = {}
+        for i, (wanted,) in enumerate(genotype.stages):
+            choices = self.choices(i)
+            picks = (dict(zip(choices, p, strict=True)) for p in itertools.product(*choices.values()))
+            pick = next((p for p in picks if self._block(i, p) == wanted), None)
+            if pick is None:
+                return None
+            params.update({f"s{i}_{k}": v for k, v in pick.items()})
+        return params if self.sample(_Fixed(params)) == genotype else None
+
+    def _block(self, stage: int, pick: dict[str, object]) -> Block:
+        """The block string stage ``stage`` gets for one option of each of its choices."""
+        from search_spaces.timm_adapter import round_width  # timm's rounding: torch loads only when sampling
+
+        repeats, stride, channels = self.skeleton[stage]
+        block_type, exp_ratio = OPS[pick["op"]]  # type: ignore[index]
+        block = Block(
+            type=block_type,
+            repeats=repeats + pick["layers"],  # type: ignore[operator]
+            kernel=pick["kernel"],  # type: ignore[arg-type]
+            stride=stride,
+            out_chs=round_width(channels, pick["width"]),  # type: ignore[arg-type]
+            exp_ratio=exp_ratio,
+            se_ratio=pick["se"] or None,  # type: ignore[arg-type]
+            act=pick["act"],  # type: ignore[arg-type]
+            skip=None if pick["skip"] else False,
+        )
+        if block.type == "cn" and block.se_ratio is not None:
+            block = block.with_(se_ratio=None)  # timm's ConvBnAct has no SE
+        return block
 
 
 class _Fixed:
@@ -163,6 +183,14 @@ SPACES: dict[str, FactorizedSpace] = {
             skeleton=_skeleton(MOBILENETV2_SKELETON),
             ops=("ds", "mb1", "mb3", "mb6", "fmb1", "fmb4"),
             stem_size=32, num_features=1280, reference_ops=_MBV2_OPS, **_MNAS_CHOICES,  # type: ignore[arg-type]
+        ),
+        FactorizedSpace(  # bench/supernet_sharing.py: op and skip choices do not share weights, the rest do
+            name="mbconv-shared",
+            description="mbconv without the choices a weight-sharing supernet cannot share: MBConv 3 or 6, always "
+                        "residual (Once-for-All's kind of space)",
+            skeleton=_skeleton(MOBILENETV2_SKELETON),
+            ops=("mb3", "mb6"), stem_size=32, num_features=1280,
+            **{**_MNAS_CHOICES, "skips": (True,)},  # type: ignore[arg-type]
         ),
         FactorizedSpace(
             name="tiny",

@@ -150,7 +150,7 @@ def test_kill_9_loses_no_completed_trial_and_the_same_command_resumes(nas_cli, s
     (["--target-latency", "-5ms"], "greater than zero"),
     (["--target-latency", "0ms"], "greater than zero"),
     (["--target-latency", "abc"], "not a number"),
-    (["--target-latency", "5ms", "--space", "nope"], "valid spaces: mbconv, mbconv-conv, mbconv-fused, tiny"),
+    (["--target-latency", "5ms", "--space", "nope"], "valid spaces: mbconv, mbconv-conv, mbconv-fused, mbconv-shared, tiny"),
     (["--target-latency", "5ms", "--data", "missing"], "does not exist"),
     (["--target-latency", "5ms", "--data", "empty"], "no images found"),
     (["--target-latency", "5ms", "--seed-arch", "resnet9000"], "known: mobilenetv1_100"),

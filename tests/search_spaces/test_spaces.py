@@ -3,7 +3,7 @@ import math
 import optuna
 import pytest
 
-from search_spaces import SPACES, build_model, get_space
+from search_spaces import SPACES, build_model, get_space, seed_architecture
 
 
 def _sample(space_name, seed, n, sampler_cls=optuna.samplers.TPESampler):
@@ -71,3 +71,28 @@ def test_fused_ops_are_timm_edge_residual_blocks():
     model = build_model(genotype)
     assert [type(b).__name__ for b in model.blocks[1]] == ["EdgeResidual"] * 2
     assert model.blocks[1][0].conv_exp.kernel_size == (3, 3) and model.blocks[1][0].conv_exp.out_channels == 4 * 16
+
+
+def test_the_shared_space_keeps_every_residual_and_only_mbconv():
+    """What a supernet cannot share (op type, skip on/off) is not a choice of ``mbconv-shared``."""
+    for genotype in _sample("mbconv-shared", 0, 12, optuna.samplers.RandomSampler):
+        model = build_model(genotype)
+        blocks = [block for stage in model.blocks for block in stage]
+        assert {type(block).__name__ for block in blocks} == {"InvertedResidual"}
+        assert {block.conv_pw.out_channels / block.conv_pw.in_channels for block in blocks} <= {3.0, 6.0}
+        shapes_allow = [block.conv_dw.stride == (1, 1) and block.conv_pw.in_channels == block.conv_pwl.out_channels
+                        for block in blocks]
+        assert [block.has_skip for block in blocks] == shapes_allow
+
+
+def test_params_of_gives_the_parameters_that_sample_a_network_and_none_outside_the_space():
+    for name in ("mbconv", "mbconv-fused", "mbconv-shared"):
+        space = get_space(name)
+        for genotype in _sample(name, 1, 4, optuna.samplers.RandomSampler):
+            assert space.sample(optuna.trial.FixedTrial(space.params_of(genotype))) == genotype
+    mbconv = get_space("mbconv")
+    skeleton_network = mbconv.sample(optuna.trial.FixedTrial(mbconv.reference_params()))  # a ds first stage
+    assert mbconv.params_of(skeleton_network) is not None
+    assert get_space("mbconv-shared").params_of(skeleton_network) is None
+    assert mbconv.params_of(seed_architecture("mobilenetv2_100")) is None  # ReLU6 is not one of its activations
+
