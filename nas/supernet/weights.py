@@ -121,6 +121,8 @@ class Supernet:
         if genotype.key in self._built:
             self._built.move_to_end(genotype.key)
             return self._built[genotype.key]
+        if self.space.params_of(genotype) is None:  # shapes alone would admit e.g. a ds block on never-trained MBConv weights
+            raise UsageError(f"architecture {genotype.key} is not a network of the {self.space.name} space")
         with torch.device("meta"):
             module = build_model(proxy_genotype(genotype, self.resolution), num_classes=self.num_classes,
                                  in_chans=self.in_chans)
@@ -142,7 +144,7 @@ class Supernet:
         return built
 
     def holds(self, genotype: Genotype) -> bool:
-        """Whether ``genotype`` is a sub-network of this supernet (the papers' networks often are not)."""
+        """Whether ``genotype`` is a network of this supernet's space (the papers' networks often are not)."""
         try:
             self.subnet(genotype)
         except UsageError:

@@ -31,6 +31,7 @@ from nas.supernet import (
     smallest,
     train_supernet,
 )
+from nas.supernet.weights import weight_sets
 from search_spaces import build_model, get_space
 
 from conftest import wait_for
@@ -115,6 +116,27 @@ def test_gradients_of_a_sub_network_reach_only_the_slices_it_used(space):
                 assert not param.grad[~used[name]].any(), name
         assert sum(int(p.grad.count_nonzero()) for p in supernet.params.values() if p.grad is not None) > 0
     assert sliced and left_out  # the networks did use parts of tensors, and left weight sets out
+
+
+def test_only_the_shared_space_is_one_nested_weight_set():
+    """``mbconv-shared`` drops the choices that keep weights of their own; the fused space keeps two sets."""
+    assert list(weight_sets(get_space("mbconv-shared"))) == ["ir"]
+    assert list(weight_sets(get_space("mbconv-fused"))) == ["ir", "er"]
+
+
+def test_a_network_outside_the_space_is_not_held_even_where_its_shapes_fit():
+    """A ``ds`` block fits the MBConv weights after their expansion; a space without ``ds`` never
+    trained them that way, so its supernet must not estimate such a network."""
+    mbconv_only = replace(TINY, name="tiny-mbconv", ops=("mb3",))
+    supernet = Supernet(mbconv_only, num_classes=4, in_chans=3, resolution=RESOLUTION)
+    inside = largest(mbconv_only)
+    first = inside.stages[0][0]
+    with_ds = replace(inside, stages=((first.with_(type="ds", exp_ratio=None),), *inside.stages[1:]))
+    assert supernet.holds(inside)
+    assert not supernet.holds(with_ds)
+    assert Supernet(TINY, num_classes=4, in_chans=3, resolution=RESOLUTION).holds(with_ds)
+    with pytest.raises(UsageError, match="is not a network of the tiny-mbconv space"):
+        supernet.forward(with_ds, torch.zeros(2, 3, RESOLUTION, RESOLUTION), train=False)
 
 
 def test_the_sandwich_ends_are_the_largest_and_smallest_networks():
@@ -287,7 +309,7 @@ def test_a_supernet_of_another_space_or_data_is_refused(finished, folder, tmp_pa
     with pytest.raises(UsageError, match="was trained with lr=0.003, this run has 0.01"):
         train_supernet(_settings(folder, epochs=1, lr=1e-2), finished, resume=True)
     wider = replace(smallest(TINY), stages=tuple((s[0].with_(out_chs=64),) for s in smallest(TINY).stages))
-    with pytest.raises(UsageError, match="is not a sub-network of the tiny supernet"):
+    with pytest.raises(UsageError, match="is not a network of the tiny space"):
         SupernetEstimator(finished).accuracy(wider, print)
     other = tmp_path / "checkpoint.safetensors"
     save_checkpoint(other, {"w": torch.zeros(2)}, {"epoch": 1})  # a `nas train` checkpoint
