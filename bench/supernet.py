@@ -5,7 +5,7 @@ built-in data, the time per step and in all, the seconds per candidate of the `s
 of an N-candidate `nas search --estimator supernet --latency lut`.
 
     python bench/supernet.py [--space mbconv] [--data digits] [--epochs 30] [--candidates 50] [--rank 10]
-                             [--reference NAME --storage URL] [--search 2000] [--workdir DIR] [--json]
+                             [--reference NAME --storage URL] [--search 2000] [--workdir DIR] [--results DIR] [--json]
     python bench/supernet.py --quick     # 1 epoch, 10 candidates, no ranking: a smoke check of a few minutes
 
 With --workdir the trained supernet is kept there and a rerun resumes or reuses it.
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from rich.console import Console
 from rich.table import Table
 
-from _common import save
+from _common import RESULTS, save
 
 from nas.checkpoint import read_state
 from nas.estimators.supernet import SupernetEstimator
@@ -136,6 +136,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="keep the supernet (and the search's database) here; a rerun "
                                                      "resumes or reuses it [default: a temporary folder]")
     parser.add_argument("--quick", action="store_true", help="1 epoch, 10 candidates, no ranking")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder for supernet.json")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.quick:
@@ -175,7 +176,7 @@ def main() -> None:
         "ranking": _rank(accuracies[:args.rank], genotypes[:args.rank], settings) if args.rank > 1 else None,
         "reference_ranking": reference, "search": search,
     }
-    path = save("supernet", figures)
+    path = save("supernet", figures, args.results)
     if args.json:
         print(json.dumps(figures, indent=2))
         return

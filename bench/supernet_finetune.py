@@ -12,7 +12,7 @@ supernet's folder, after the rankings (never beside them).
 
     python bench/supernet_finetune.py --supernet DIR/supernets/NAME.safetensors [--storage URL]
                                       [--reference NAME] [--steps 10 20 40] [--batch-size 32]
-                                      [--search N --search-steps 20 --target-latency 20ms] [--json]
+                                      [--search N --search-steps 20 --target-latency 20ms] [--results DIR] [--json]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from rich.console import Console
 from rich.table import Table
 
-from _common import save
+from _common import RESULTS, save
 from supernet import timed_search
 
 from nas.estimators.ranking import Ranking, held, load_reference, rank_estimator
@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--search", type=int, default=0, help="then time a search of this many candidates (0: none)")
     parser.add_argument("--search-steps", type=int, default=20, help="fine-tune steps of the timed search's estimator")
     parser.add_argument("--target-latency", default="20ms")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder for supernet_finetune.json")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     read_off = SupernetEstimator(args.supernet)
@@ -85,7 +86,7 @@ def main() -> None:
                "lr": ProxySettings.lr, "reference": reference.name,
                "reference_self_tau": whole.self_tau, "reference_repeated": len(whole.repeated),
                "rows": rows, "search": search}
-    path = save("supernet_finetune", figures)
+    path = save("supernet_finetune", figures, args.results)
     if args.json:
         print(json.dumps(figures, indent=2, default=str))
         return

@@ -7,7 +7,7 @@ the supernet as ``--estimator supernet`` does (inherited weights, BatchNorm cali
 networks of the space, as a search samples them, for comparison. A choice whose one-stage change
 already falls to chance is one whose paths the training has not learned to share.
 
-    python bench/supernet_neighbours.py --supernet PATH [--stage 3] [--random 12] [--json]
+    python bench/supernet_neighbours.py --supernet PATH [--stage 3] [--random 12] [--results DIR] [--json]
 
 Accuracies only, no timing: it may run beside other work.
 """
@@ -29,7 +29,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from _common import save
+from _common import RESULTS, save
 
 from nas.data import load_proxy_data
 from nas.errors import UsageError
@@ -74,6 +74,7 @@ def main() -> None:
     parser.add_argument("--supernet", type=Path, required=True, help="a finished `nas supernet train` checkpoint")
     parser.add_argument("--stage", type=int, default=3, help="the stage changed alone (0-based; the middle one)")
     parser.add_argument("--random", type=int, default=12, help="random networks of the space to read off")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder for supernet_neighbours.json")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -106,7 +107,7 @@ def main() -> None:
                "random": {"networks": len(randoms), "mean": statistics.fmean(randoms), "min": min(randoms),
                           "max": max(randoms)} if randoms else None,
                "chance": 1 / data.num_classes}
-    path = save("supernet_neighbours", figures)
+    path = save("supernet_neighbours", figures, args.results)
     if args.json:
         print(json.dumps(figures, default=str))
         return
