@@ -1,0 +1,117 @@
+"""Candidates an hour of the default search on this machine: as it ships, with a latency table, and
+with a worker per core.
+
+The estimators issue asks the default search (`nas search --space mbconv --target-latency 20ms`) for
+10x the 120 candidates an hour it started from. A default trial is the one-epoch proxy on one thread
+plus, while the device has no latency table, a measurement of the whole network. This bench runs that
+search (default estimator, TPE, pruner and warm start) in four set-ups side by side, each on a study
+of its own:
+
+- ``measured``: one worker, each candidate's latency measured (SQLite; a fresh machine);
+- ``table``: one worker, latency from this device's table (``nas latency build``, built first);
+- ``table-2``: the table and two worker processes (``--workers 2``);
+- ``measured-2``: two workers, latency measured: one worker times a network while the other trains.
+
+The three last run on PostgreSQL (a throwaway cluster, as the tests start one): parallel workers need a
+database server, and the table lives in the same database as the study. Rates are steady state, from
+the moment every worker has finished its first trial to the last trial's end (as ``scale_out.py``);
+the whole call's rate is beside it. Where a set-up met a network that ``measured`` timed alone, the
+bench compares the two latencies: the table's error, or how much a training on the other core moves a
+measurement.
+
+    python bench/search_rate.py [--space mbconv] [--trials 20] [--calibration 60] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from rich.console import Console
+from rich.table import Table
+
+from _common import save, temporary_postgres
+from nas import SearchConfig
+from nas.latency import LatencySettings, build_table
+from nas.workers import ScaleOut, search
+from storage import Store, TrialRecord
+
+BASE_RATE = 120.0  # candidates an hour of the default search when the estimators issue was filed
+TARGET_FACTOR = 10
+
+
+def run(name: str, url: str, workers: int, latency_mode: str, trials: int, space: str = "mbconv") -> dict[str, Any]:
+    """One default search of ``trials`` candidates on a study of its own; its rates and latencies."""
+    config = SearchConfig(target_latency_ms=20.0, space=space, trials=trials, latency_mode=latency_mode, study=f"rate-{name}")
+    store = Store.open(url)
+    start = time.perf_counter()
+    result = search(config, store, ScaleOut(workers), top=0)
+    wall = time.perf_counter() - start
+    frozen = store.optuna().get_all_trials(store.optuna().get_study_id_from_name(config.study_name))
+    ends = sorted(t.datetime_complete for t in frozen if t.datetime_complete is not None)
+    steady_s = (ends[-1] - ends[workers - 1]).total_seconds()
+    records = [TrialRecord.from_trial(t) for t in frozen]
+    return {"name": name, "workers": workers, "latency": result.latency_source, "storage": url.split(":")[0],
+            "trials": len(frozen), "states": result.counts, "wall_s": wall, "steady_s": steady_s,
+            "per_hour": 3600 * (len(ends) - workers) / steady_s, "wall_per_hour": 3600 * len(ends) / wall,
+            "latency_ms": {r.arch_key: r.latency_ms for r in records if r.latency_ms is not None}}
+
+
+def against_alone(row: dict[str, Any], alone: dict[str, float]) -> dict[str, Any] | None:
+    """How far this set-up's latencies land from the same networks timed alone, in percent."""
+    shared = [key for key in row["latency_ms"] if key in alone]
+    if not shared:
+        return None
+    errors = [100 * (row["latency_ms"][key] / alone[key] - 1) for key in shared]
+    return {"networks": len(shared), "median_pct": statistics.median(errors), "max_abs_pct": max(map(abs, errors))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--space", default="mbconv")
+    parser.add_argument("--trials", type=int, default=20, help="candidates a set-up")
+    parser.add_argument("--calibration", type=int, default=60, help="whole networks that calibrate the table")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as folder, temporary_postgres() as server:
+        rows.append(run("measured", f"sqlite:///{folder}/rate.db", 1, "measure", args.trials, args.space))
+        start = time.perf_counter()
+        build_table(Store.open(server.url), args.space, LatencySettings(), calibration_samples=args.calibration)
+        build_s = time.perf_counter() - start
+        rows.append(run("table", server.url, 1, "lut", args.trials, args.space))
+        rows.append(run("table-2", server.url, 2, "lut", args.trials, args.space))
+        rows.append(run("measured-2", server.url, 2, "measure", args.trials, args.space))
+    alone = rows[0]["latency_ms"]
+    for row in rows:
+        row["factor_vs_base"] = row["per_hour"] / BASE_RATE
+        row["latency_vs_alone"] = against_alone(row, alone) if row is not rows[0] else None
+        row.pop("latency_ms")
+    figures = {"space": args.space, "trials": args.trials, "table_build_s": build_s, "base_per_hour": BASE_RATE, "target_factor": TARGET_FACTOR,
+               "rows": rows, "met": {r["name"]: r["factor_vs_base"] >= TARGET_FACTOR for r in rows}}
+    path = save("search_rate", figures)
+    if args.json:
+        print(json.dumps(figures, indent=2, default=str))
+        return
+    table = Table(title=f"default search over {args.space}, {args.trials} candidates a set-up ({path}); table built in {build_s:.0f} s")
+    for column in ("set-up", "workers", "latency", "candidates/hour", f"x {BASE_RATE:.0f}/h", "with start-up /hour",
+                   "latency vs alone (median, max |%|)"):
+        table.add_column(column)
+    for r in rows:
+        versus = r["latency_vs_alone"]
+        table.add_row(r["name"], str(r["workers"]), r["latency"], f"{r['per_hour']:.0f}", f"{r['factor_vs_base']:.1f}",
+                      f"{r['wall_per_hour']:.0f}",
+                      "-" if versus is None else f"{versus['median_pct']:+.1f}%, {versus['max_abs_pct']:.1f}% ({versus['networks']} nets)")
+    Console(width=160).print(table)
+
+
+if __name__ == "__main__":
+    main()
