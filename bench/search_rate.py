@@ -15,9 +15,9 @@ of its own:
 The three last run on PostgreSQL (a throwaway cluster, as the tests start one): parallel workers need a
 database server, and the table lives in the same database as the study. Rates are steady state, from
 the moment every worker has finished its first trial to the last trial's end (as ``scale_out.py``);
-the whole call's rate is beside it. Where a set-up met a network that ``measured`` timed alone, the
-bench compares the two latencies: the table's error, or how much a training on the other core moves a
-measurement.
+the whole call's rate is beside it. Where a set-up met a network that ``measured`` timed (one worker,
+nothing else running), the bench compares the two latencies: the table against a search's own
+measurement, or a measurement taken while the other worker trains against one taken alone.
 
     python bench/search_rate.py [--space mbconv] [--trials 20] [--calibration 60] [--json]
 """
