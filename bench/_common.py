@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +39,15 @@ def save(name: str, figures: dict, directory: Path = RESULTS) -> Path:
     path = directory / f"{name}.json"
     path.write_text(json.dumps({**provenance(), **figures}, indent=2, default=str) + "\n")
     return path
+
+
+def steady_state(ends: Iterable[datetime.datetime | None], workers: int) -> tuple[float, float]:
+    """(seconds, trials an hour) of a search's steady state: from the moment each of ``workers``
+    has finished a first trial (its start-up is behind it) to the last trial's end. ``ends``: the
+    trials' completion times (None: never finished)."""
+    done = sorted(end for end in ends if end is not None)
+    seconds = (done[-1] - done[workers - 1]).total_seconds()
+    return seconds, 3600 * (len(done) - workers) / seconds
 
 
 @dataclass(frozen=True)

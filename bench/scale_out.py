@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from rich.console import Console
 from rich.table import Table
 
-from _common import save, temporary_postgres
+from _common import save, steady_state, temporary_postgres
 from nas import SearchConfig
 from nas.estimators import LatencyEstimate, Report
 from nas.workers import ScaleOut, search
@@ -81,13 +81,10 @@ def measure(name: str, url: str, scale: ScaleOut, trials: int, trial_s: float) -
     result = search(config, store, scale, top=0, accuracy=SleepAccuracy(trial_s), latency=FixedLatency())
     wall = time.perf_counter() - start
     trials_run = store.optuna().get_all_trials(store.optuna().get_study_id_from_name(config.study_name))
-    ends = sorted(t.datetime_complete for t in trials_run)
-    # steady state: from the moment every worker has finished a first trial (its start-up is behind it) to the last
-    steady_s = (ends[-1] - ends[scale.workers - 1]).total_seconds()
-    rate = (len(ends) - scale.workers) / steady_s  # trials a second
+    steady_s, per_hour = steady_state((t.datetime_complete for t in trials_run), scale.workers)
     return {"name": name, "runner": scale.runner, "workers": scale.workers, "storage": url.split(":")[0],
             "trials": len(trials_run), "complete": result.counts.get("COMPLETE", 0), "steady_s": steady_s,
-            "wall_s": wall, "trials_per_hour": rate * 3600, "overhead_per_trial_s": scale.workers / rate - trial_s,
+            "wall_s": wall, "trials_per_hour": per_hour, "overhead_per_trial_s": 3600 * scale.workers / per_hour - trial_s,
             "wall_trials_per_hour": len(trials_run) / wall * 3600}
 
 

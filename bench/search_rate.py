@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from rich.console import Console
 from rich.table import Table
 
-from _common import save, temporary_postgres
+from _common import save, steady_state, temporary_postgres
 from nas import SearchConfig
 from nas.latency import LatencySettings, build_table
 from nas.workers import ScaleOut, search
@@ -56,12 +56,11 @@ def run(name: str, url: str, workers: int, latency_mode: str, trials: int, space
     result = search(config, store, ScaleOut(workers), top=0)
     wall = time.perf_counter() - start
     frozen = store.optuna().get_all_trials(store.optuna().get_study_id_from_name(config.study_name))
-    ends = sorted(t.datetime_complete for t in frozen if t.datetime_complete is not None)
-    steady_s = (ends[-1] - ends[workers - 1]).total_seconds()
+    steady_s, per_hour = steady_state((t.datetime_complete for t in frozen), workers)
     records = [TrialRecord.from_trial(t) for t in frozen]
     return {"name": name, "workers": workers, "latency": result.latency_source, "storage": url.split(":")[0],
             "trials": len(frozen), "states": result.counts, "wall_s": wall, "steady_s": steady_s,
-            "per_hour": 3600 * (len(ends) - workers) / steady_s, "wall_per_hour": 3600 * len(ends) / wall,
+            "per_hour": per_hour, "wall_per_hour": 3600 * sum(t.datetime_complete is not None for t in frozen) / wall,
             "latency_ms": {r.arch_key: r.latency_ms for r in records if r.latency_ms is not None}}
 
 

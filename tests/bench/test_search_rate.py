@@ -1,5 +1,7 @@
 """bench/search_rate.py: rates from the stored trials, latencies compared only where networks match."""
 
+import datetime
+
 from bench_scripts import load
 
 _rate = load("search_rate")
@@ -13,8 +15,14 @@ def test_latencies_are_compared_only_on_the_networks_both_timed():
     assert _rate.against_alone(row, {"d": 1.0}) is None
 
 
-def test_a_set_up_runs_exactly_its_budget_and_rates_it_from_the_stored_times(tmp_path):
+def test_the_steady_state_starts_once_every_worker_has_finished_a_trial():
+    start = datetime.datetime(2026, 11, 30, 12, 0, 0)
+    ends = [start + datetime.timedelta(seconds=s) for s in (30, 5, 10, 20)] + [None]  # None: a trial never finished
+    assert _rate.steady_state(ends, 1) == (25.0, 3600 * 3 / 25)  # from the first end (5 s) to the last (30 s)
+    assert _rate.steady_state(ends, 2) == (20.0, 3600 * 2 / 20)  # from the second end (10 s)
+
+
+def test_a_set_up_runs_exactly_its_budget_on_its_own_study(tmp_path):
     row = _rate.run("measured", f"sqlite:///{tmp_path / 'rate.db'}", 1, "measure", 3, space="tiny")
     assert row["trials"] == 3 and row["states"] == {"COMPLETE": 3} and row["latency"] == "measured"
-    assert row["steady_s"] > 0 and abs(row["per_hour"] - 3600 * 2 / row["steady_s"]) < 1e-6
-    assert 1 <= len(row["latency_ms"]) <= 3 and all(ms > 0 for ms in row["latency_ms"].values())
+    assert row["workers"] == 1 and row["storage"] == "sqlite" and 1 <= len(row["latency_ms"]) <= 3
