@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from nas.architecture import Architecture, write_architecture
-from nas.errors import EXIT_TERMINATED
+from nas.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
 from search_spaces import Genotype
 
 from conftest import NAS, wait_for
@@ -40,3 +40,21 @@ def test_sigterm_prints_the_resume_line_and_exits_143(name, tmp_path, spawn):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == EXIT_TERMINATED, err
     assert "Traceback" not in err and any(line.startswith("interrupted:") and advice in line for line in err.splitlines())
+
+
+EXEC_INTERRUPTED = """
+import nas.cli
+
+def command(standalone_mode):  # Ctrl-C landing while alembic builds a method from a string
+    exec("raise KeyboardInterrupt")
+
+nas.cli.app = command
+nas.cli.main()
+"""
+
+
+def test_an_interrupt_inside_an_exec_still_exits_with_the_interrupted_code(tmp_path):
+    """CPython ends a ``python -m`` process by SIGINT after such an interrupt unless nas clears the mark."""
+    (tmp_path / "exec_interrupted.py").write_text(EXEC_INTERRUPTED)
+    done = subprocess.run([NAS[0], "-m", "exec_interrupted"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == EXIT_INTERRUPTED and done.stderr.startswith("interrupted:"), done.stderr

@@ -56,6 +56,17 @@ def _usage_line(error: UsageError) -> str:
     return f"error: {error.format_message()} (see `{command} --help`)"
 
 
+def _clear_interrupt_mark() -> None:
+    """Let ``python -m nas`` exit with the code chosen here after a handled Ctrl-C or SIGTERM.
+
+    CPython (3.11) marks a KeyboardInterrupt raised inside any ``exec`` of a string (alembic and
+    SQLAlchemy build methods that way while a database opens) as unhandled, even once caught, and
+    ``python -m`` then ends the process by SIGINT instead of with its exit code. Every ``exec`` of
+    a string clears the mark first, so an empty one does.
+    """
+    exec("")
+
+
 def main() -> None:
     """Entry point: user-fixable errors print one line and exit with their code; SIGTERM exits 143."""
     previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
@@ -91,4 +102,5 @@ def main() -> None:
             signal.signal(signal.SIGTERM, previous)
     if _TERMINATED.is_set():
         code = EXIT_TERMINATED
+    _clear_interrupt_mark()
     sys.exit(code or 0)
