@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from nas.errors import UsageError
+from nas.latency import measure_built
 from nas.metrics import count_module_macs, count_params
 from nas.recipe import TrainSettings
 from nas.runs import RunRecord, store_run
@@ -117,13 +119,18 @@ BASELINES: dict[str, Baseline] = {
 DEFAULT_BASELINES = tuple(name for name in BASELINES if name not in WIDTH_VARIANTS)  # the papers' own widths
 
 
+def paper_network(name: str) -> nn.Module:
+    """A baseline as its latency is counted (1000 classes): what the measuring child builds."""
+    return BASELINES[name].make(1000)
+
+
 def baseline_model(name: str, resolution: int = 224) -> Model:
     """A baseline as something ``train`` trains; the error lists the valid names."""
     if name not in BASELINES:
         raise UsageError(f"--models: unknown baseline {name!r}; known: {', '.join(BASELINES)}")
     baseline = BASELINES[name]
     return Model(name, baseline.make, {"baseline": name, "source": baseline.source, "paper": baseline.paper},
-                 TOTAL_STRIDE, resolution)
+                 partial(measure_built, paper_network, {"name": name}), TOTAL_STRIDE, resolution)
 
 
 @dataclass(frozen=True)

@@ -38,5 +38,9 @@ class UnbuildableArchitecture(Exception):
     """timm cannot build a trial's architecture; the trial is recorded as FAIL and the search goes on."""
 
 
+class MeasurementFailed(Exception):
+    """The latency-measuring process stopped or could not time a network; the trial is recorded as FAIL."""
+
+
 class TrainingDiverged(Exception):
     """The proxy training produced a non-finite loss; the trial is recorded as FAIL."""

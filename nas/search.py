@@ -23,12 +23,12 @@ from nas.estimators import AccuracyEstimator, LatencyEstimator
 from nas.estimators.choose import TRAINED, make_estimator, parse_hybrid
 from nas.hybrid import Screen, run_hybrid
 from nas.estimators.latency import Table, choose_latency
-from nas.latency import device_fingerprint, measure_latency
+from nas.latency import device_fingerprint, measure_network
 from nas.notes import TrialNotes
 from nas.results import Front, is_pareto, pareto_front, rank, record_genotype
 from nas.runner import TrialRunner
 from nas.study import FINISHED, HEARTBEAT_S, StudySpec, open_study, spent_budget, state_counts
-from search_spaces import build_model, get_space, seed_architecture
+from search_spaces import get_space, seed_architecture
 from storage import PARETO_METRICS, REWARD_METRICS, Store, StudyRecord, TrialRecord
 from storage.contract import SEARCH_MUST_MATCH
 from storage import latency as latency_store
@@ -145,7 +145,7 @@ def check_top(study: optuna.Study, store: Store, config: SearchConfig, top: int)
     results = []
     for _, record in rank(study, config.reward_fn, top):
         if record.number not in checked and record.latency_source == "lut":
-            measured = measure_latency(build_model(record_genotype(record)), config.latency)
+            measured = measure_network(record_genotype(record), config.latency)
             latency_store.add_trial_latency(store, study.study_name, record.number, latency_ms=measured.latency_ms,
                                             spread_ms=measured.spread_ms, load_avg=measured.load_avg,
                                             predicted_ms=record.latency_predicted_ms, device=device)

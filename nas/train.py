@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,6 +30,7 @@ from nas.architecture import Architecture
 from nas.checkpoint import CHECKPOINT_NAME, load_checkpoint, pack_optimizer, prefixed, save_checkpoint, unpack_optimizer
 from nas.data import ProxyData
 from nas.errors import TrainingDiverged, UsageError
+from nas.latency import LatencySettings, Measurement, measure_network
 from nas.proxy import channels_last, evaluate
 from nas.recipe import Plan, TrainSettings, make_plan
 from search_spaces import build_model
@@ -43,6 +45,7 @@ class Model:
     name: str
     make: Callable[[int], torch.nn.Module]  # num_classes -> a fresh module (3 input channels)
     description: dict[str, Any]  # JSON that says what the network is (stored in the checkpoint)
+    measure: Callable[[LatencySettings], Measurement]  # its latency, timed in a process that never trains
     total_stride: int = 32
     resolution: int = 224  # the input size its latency is measured at
 
@@ -77,7 +80,8 @@ class TrainObserver(Protocol):
 def architecture_model(arch: Architecture, norm: str = "bn") -> Model:
     """A nas architecture as something to train (timm EfficientNet/MobileNetV3 via build_model)."""
     return Model(arch.name, lambda num_classes: build_model(arch.genotype, num_classes=num_classes, norm=norm),
-                 {"architecture": arch.to_dict(), "norm": norm}, arch.genotype.total_stride, arch.input_size())
+                 {"architecture": arch.to_dict(), "norm": norm}, partial(measure_network, arch.genotype, norm=norm),
+                 arch.genotype.total_stride, arch.input_size())
 
 
 def accumulate_gradient(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, micro_batch: int,

@@ -12,9 +12,9 @@ from typing import Any
 from nas.errors import UsageError
 from nas.estimators import LatencyEstimate
 from nas.latency import (
-    LatencyPredictor, LatencySettings, MissingEntries, describe, device_fingerprint, find_predictor, measure_latency,
+    LatencyPredictor, LatencySettings, MissingEntries, describe, device_fingerprint, find_predictor, measure_network,
 )
-from search_spaces import Genotype, build_model
+from search_spaces import Genotype
 from storage import Store
 
 LATENCY_MODES = ("auto", "lut", "measure")  # auto: the table when one is calibrated for this device and space
@@ -43,7 +43,7 @@ class Measured:
 
     def latency(self, genotype: Genotype) -> LatencyEstimate:
         predicted = _predict(self.predictor, genotype)
-        measured = measure_latency(build_model(genotype), self.settings)
+        measured = measure_network(genotype, self.settings)
         return LatencyEstimate(measured.latency_ms, "measured", measured.spread_ms, measured.load_avg, predicted)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from nas.errors import UsageError
 from nas.latency.calibration import Calibration, CalibrationPoint, Features
 from nas.latency.layers import NUM_CLASSES, Layer, network_layers, random_networks, space_layers, space_named
-from nas.latency.measure import DEVICE, Timer, measure_latency
+from nas.latency.measure import DEVICE, Timer
 from nas.latency.settings import LatencySettings, Measurement, device_fingerprint
 from nas.metrics import count_params
 from search_spaces import FactorizedSpace, Genotype, build_model
@@ -45,11 +45,6 @@ def fill_entries(store: Store, table_id: int, layers: Sequence[Layer], settings:
         if progress:
             progress("measure layers", count, len(work))
     return time.perf_counter() - start, len(work)
-
-
-def measure_network(genotype: Genotype, settings: LatencySettings) -> Measurement:
-    """One whole network measured on this device, as a search measures a trial."""
-    return measure_latency(build_model(genotype, num_classes=NUM_CLASSES), settings)
 
 
 def measure_networks(genotypes: Sequence[Genotype], settings: LatencySettings, phase: str,

@@ -28,7 +28,7 @@ from nas.architecture import Architecture
 from nas.data import BUILTIN, load_proxy_data
 from nas.errors import TrainingDiverged, UsageError
 from nas.estimators import LatencyEstimate
-from nas.latency import LatencySettings, device_fingerprint, measure_network, measure_networks
+from nas.latency import ISOLATED, LatencySettings, device_fingerprint, measure_network, measure_networks
 from nas.notes import artifact_dir
 from nas.proxy import TuneSettings
 from nas.recipe import check_input_size
@@ -274,7 +274,8 @@ class _Refinement:
         side, the start's anchored figure times their ratio. The savings that led to it are layer
         timings; this is where the whole network answers for them."""
         start_m, kept_m = measure_networks([self.arch.genotype, kept.genotype], self.config.latency,
-                                           f"confirm iteration {kept.iteration} beside the start", self.progress)
+                                           f"confirm iteration {kept.iteration} beside the start", self.progress,
+                                           timer=ISOLATED)
         return replace(kept, latency_ms=self.start_ms * kept_m.latency_ms / start_m.latency_ms)
 
     def finish(self, kept: Kept) -> tuple[TrialRecord, TrialRecord]:
@@ -286,7 +287,7 @@ class _Refinement:
             return baselines[-1], finals[-1]
         start = Kept.load(self.folder / "iteration-0.safetensors", self.data, self.config.proxy_resolution)
         start_m, end_m = measure_networks([start.genotype, kept.genotype], self.config.latency, "measure start and result",
-                                          self.progress)
+                                          self.progress, timer=ISOLATED)
         device = self.latency.device
         records = []
         for origin, measured, extra in (

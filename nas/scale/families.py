@@ -11,13 +11,12 @@ from typing import Any
 
 from nas.architecture import Architecture, write_architecture
 from nas.errors import UsageError
-from nas.latency import LatencySettings, device_fingerprint, find_predictor, measure_latency
+from nas.latency import LatencySettings, device_fingerprint, find_predictor, measure_network
 from nas.metrics import count_size
 from nas.results import resolve_architecture
 from nas.scale.common import base_resolution as checked_resolution
 from nas.scale.common import coefficient_fields, scaled_architecture
 from scaling import EFFICIENTNET_COEFFICIENTS, FAMILIES, Coefficients, Member, released_family
-from search_spaces import build_model
 from storage import Store, add_run, list_runs
 
 
@@ -134,7 +133,7 @@ def build_family(config: FamilyConfig, store: Store,
         measured = device = None
         if config.measure:
             latency = replace(config.latency, resolution=member.resolution)
-            measured = measure_latency(build_model(arch.genotype), latency)
+            measured = measure_network(arch.genotype, latency)
             device = device_fingerprint(latency)
         predictor = find_predictor(store, replace(config.latency, resolution=member.resolution))
         predicted = predictor(arch.genotype) if predictor and not predictor.missing(arch.genotype) else None

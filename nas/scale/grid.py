@@ -25,7 +25,7 @@ from nas.errors import UsageError
 from nas.estimators import AccuracyEstimator, LatencyEstimator
 from nas.estimators.latency import Measured
 from nas.estimators.training import ProxyTraining
-from nas.latency import LatencySettings, device_fingerprint, measure_latency
+from nas.latency import LatencySettings, device_fingerprint, measure_network
 from nas.proxy import ProxySettings
 from nas.metrics import count_size
 from nas.results import resolve_architecture
@@ -34,7 +34,6 @@ from nas.runner import TrialRunner
 from nas.scale.common import base_resolution as checked_resolution
 from nas.study import StudySpec, counts_against_budget, open_study
 from scaling import Coefficients, grid_points, scale, tolerance_needed
-from search_spaces import build_model
 from storage import REWARD_METRICS, Store, StudyRecord, TrialRecord
 from storage.contract import GRID_MUST_MATCH, GRID_TARGET
 
@@ -243,7 +242,7 @@ def run_grid(config: GridConfig, store: Store, observer: GridObserver | None = N
     def measure_target(settings: StudyRecord) -> StudyRecord:
         if settings.target_latency_ms is not None:
             return settings
-        measured = measure_latency(build_model(base.genotype), base_latency).latency_ms
+        measured = measure_network(base.genotype, base_latency).latency_ms
         return replace(settings, base_latency_ms=measured, target_latency_ms=TARGET_FACTOR * measured)
 
     spec = _study_spec(config, name, base, base_resolution, device_fingerprint(base_latency), data.name)

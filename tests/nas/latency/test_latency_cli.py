@@ -14,11 +14,11 @@ import subprocess
 import pytest
 from typer.testing import CliRunner
 
-import nas.latency.build
+import nas.latency
 import nas.latency.measure
 from nas.cli import app
 from nas.latency import LatencySettings, Measurement, device_fingerprint, space_layers
-from search_spaces import get_space
+from search_spaces import build_model, get_space
 
 from conftest import NAS, wait_for
 
@@ -33,7 +33,8 @@ def _sized_latency(model, settings, input_shape=None) -> Measurement:
 
 def test_commands_print_tables_and_json(tmp_path, monkeypatch):
     monkeypatch.setattr(nas.latency.measure, "measure_latency", _sized_latency)
-    monkeypatch.setattr(nas.latency.build, "measure_latency", _sized_latency)
+    monkeypatch.setattr(nas.latency, "measure_network",
+                        lambda genotype, settings, norm="bn": _sized_latency(build_model(genotype), settings))
     monkeypatch.chdir(tmp_path)
     storage = ["--storage", f"sqlite:///{tmp_path / 'nas.db'}"]
 
