@@ -24,7 +24,8 @@ from nas.latency.settings import LatencySettings, Measurement, cpu_model, descri
 from nas.latency.validate import SpaceSummary, TableSummary, ValidationReport, table_summaries, validate_table
 
 __all__ = [
-    "ALLOCATORS", "BuildResult", "ISOLATED", "Calibration", "CalibrationPoint", "DEVICE", "DeviceTimer", "Features", "LatencyPredictor",
+    "ALLOCATORS", "BuildResult", "Calibration", "CalibrationPoint", "DEVICE", "DeviceTimer", "Features", "ISOLATED",
+    "LatencyPredictor",
     "LatencySettings", "Layer", "Measurement", "MissingEntries", "SpaceSummary", "TableSummary", "Timer", "ValidationReport",
     "build_table", "cpu_model", "describe", "device_fingerprint", "fill_entries", "fill_missing", "find_predictor",
     "keep_freed_memory", "load_predictor", "measure_built", "measure_latency", "measure_network", "measure_networks", "network_layers",

@@ -1,9 +1,10 @@
 """Whole networks timed in a child process that never trains, so a search times what a deployment runs.
 
 A process that has trained runs inference slower afterwards: ten random ``mbconv`` networks, each
-timed right after a one-epoch proxy training in the training process and in a child that never
-trained, read 0-10% slower in the trainer (median 5%; ``bench/search_latency.py``). A search that
-timed its candidates in its own process therefore searched below its target. Every command that
+timed right after a one-epoch proxy training, took 1.10x (1.02-1.25x) their time in a fresh process
+when the training process timed them, and 1.00x (0.94-1.19x) in a child that never trained
+(``bench/search_latency.py``). A search that timed its candidates in its own process therefore
+searched below its target. Every command that
 trains and then times (``nas search``, ``nas train``, ``nas refine``, ``nas scale``) asks one
 long-lived child per process instead: started on first use (a few seconds), it builds the network
 with a module-level builder named in the request (JSON arguments: a genotype, a paper network's
