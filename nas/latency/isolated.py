@@ -46,8 +46,11 @@ class _Child:
 
     def __init__(self) -> None:
         self.owner = os.getpid()
-        self.process = subprocess.Popen([sys.executable, "-c", CHILD_MAIN], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True)
+        # -P and the parent's own path: the child imports what the parent imports, never a
+        # folder named like a package in the working directory
+        path = os.pathsep.join(entry for entry in sys.path if entry)
+        self.process = subprocess.Popen([sys.executable, "-P", "-c", CHILD_MAIN], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": path})
 
     def ask(self, request: dict[str, Any]) -> dict[str, Any]:
         requests, replies = self.process.stdin, self.process.stdout
