@@ -40,8 +40,8 @@ def test_networks_are_timed_in_one_long_lived_child_process():
     second = measure_built(paper_network, {"name": "mobilenetv3_small_050"}, QUICK)
     assert len(children) == 1 and measuring_children(os.getpid()) == children
     for measured in (first, second):
-        assert measured.runs == 6 and measured.latency_ms == min(measured.pass_ms) > 0
-        assert isinstance(measured.pass_ms, tuple) and measured.spread_ms >= 0
+        assert measured.runs == 6 and measured.latency_ms == min(measured.pass_ms)
+        assert isinstance(measured.pass_ms, tuple) and len(measured.pass_ms) == 2
 
 
 def test_a_network_the_child_cannot_build_fails_with_its_reason_and_the_child_stays():
@@ -49,7 +49,7 @@ def test_a_network_the_child_cannot_build_fails_with_its_reason_and_the_child_st
     children = measuring_children(os.getpid())
     with pytest.raises(MeasurementFailed, match="could not time the network: KeyError: 'no-such-network'"):
         measure_built(paper_network, {"name": "no-such-network"}, QUICK)
-    assert measure_network(NETWORK, QUICK).latency_ms > 0
+    assert measure_network(NETWORK, QUICK).runs == 6
     assert measuring_children(os.getpid()) == children
 
 
@@ -64,7 +64,7 @@ def test_a_child_killed_between_measurements_fails_the_next_one_and_the_one_afte
     os.kill(child, signal.SIGKILL)
     with pytest.raises(MeasurementFailed, match=r"stopped \(exit code -9\)"):
         measure_network(NETWORK, QUICK)
-    assert measure_network(NETWORK, QUICK).latency_ms > 0
+    assert measure_network(NETWORK, QUICK).runs == 6
     after = measuring_children(os.getpid())
     assert len(after) == 1 and child not in after
 
