@@ -1,11 +1,12 @@
-"""Trials per hour with 1 and 2 workers: SQLite (1 worker), PostgreSQL worker processes, Ray Tune.
+"""Trials per hour with 1 and 2 workers: SQLite and PostgreSQL worker processes, Ray Tune.
 
 Every trial costs a fixed ``--trial-s`` (a sleep: no CPU), so the figures measure the framework
 (asking, storing, handing out trials), not this shared machine's CPU. Throughput is the steady
 state, from the moment every worker has finished its first trial (start-up, such as spawning
 workers or Ray actors importing torch, is behind it) to the last trial's end, as stored in the
 study; the whole command's rate, start-up included, is reported beside it. Per-trial overhead is
-the time a worker spends per trial beyond the trial itself. Target: 2 workers >= 1.8x one worker on PostgreSQL and on Ray.
+the time a worker spends per trial beyond the trial itself. Target: 2 workers >= 1.8x one worker on
+SQLite, PostgreSQL and Ray.
 PostgreSQL is a throwaway cluster (initdb in a temporary folder), as the tests start one.
 
     python bench/scale_out.py [--quick] [--trials 20] [--trial-s 1.0] [--json]
@@ -102,7 +103,8 @@ def main() -> None:
 
     rows = []
     with tempfile.TemporaryDirectory() as folder, temporary_postgres() as server:
-        rows.append(measure("sqlite-1", f"sqlite:///{folder}/bench.db", ScaleOut(1), trials, args.trial_s))
+        for workers in (1, 2):
+            rows.append(measure(f"sqlite-{workers}", f"sqlite:///{folder}/bench.db", ScaleOut(workers), trials, args.trial_s))
         for workers in (1, 2):
             rows.append(measure(f"postgresql-{workers}", server.url, ScaleOut(workers), trials, args.trial_s))
         start_ray(None, 2)  # once for both Ray runs: its start-up is not a trial's cost
@@ -113,7 +115,7 @@ def main() -> None:
             ray.shutdown()
     by_name = {r["name"]: r for r in rows}
     speedups = {kind: by_name[f"{kind}-2"]["trials_per_hour"] / by_name[f"{kind}-1"]["trials_per_hour"]
-                for kind in ("postgresql", "ray")}
+                for kind in ("sqlite", "postgresql", "ray")}
     figures = {"trials": trials, "trial_s": args.trial_s, "quick": args.quick, "rows": rows,
                "speedup_2_workers": speedups, "target_speedup": TARGET_SPEEDUP,
                "meets_target": all(s >= TARGET_SPEEDUP for s in speedups.values())}

@@ -34,9 +34,6 @@ RUNNERS = ("local", "ray")
 DATABASE_WAIT_S = 60.0  # a worker waits this long for a lost database, then exits with one line
 RESUMES = 5  # and resumes at most this often after the database came back
 POLL_S = 1.0  # how often the command looks for trials its workers finished (for the progress bar)
-ONE_SQLITE_SEARCH = ("another search is running on {store}: SQLite hands one queued trial to two search processes, so it "
-                     "serves one at a time; wait for it to finish, or pass --storage postgresql+psycopg://USER@HOST/DB "
-                     "and --workers N to search in parallel")
 # what a lost connection raises: our storage, Optuna's (it wraps SQLAlchemy's) and SQLAlchemy's own
 _LOST = (StorageError, optuna.exceptions.StorageInternalError, OperationalError, InterfaceError)
 
@@ -61,13 +58,7 @@ class ScaleOut:
 
     def check(self, config: SearchConfig, store: Store) -> None:
         """Refuse, before anything is written, what cannot work in parallel."""
-        sqlite = make_url(store.url).get_backend_name() == "sqlite"
-        if self.runner == "local" and self.workers > 1 and sqlite:
-            raise UsageError(
-                f"--workers {self.workers} needs a database server: SQLite hands one queued trial to two workers "
-                "(20 of 20 rounds measured, PostgreSQL 0 of 20); pass --storage postgresql+psycopg://USER@HOST/DB "
-                "or --runner ray (one process asks for trials), or use --workers 1")
-        if self.runner == "ray" and self.ray_address is not None and sqlite:
+        if self.runner == "ray" and self.ray_address is not None and make_url(store.url).get_backend_name() == "sqlite":
             raise UsageError("--ray-address: workers on other machines cannot reach an SQLite file; "
                              "pass --storage postgresql+psycopg://USER@HOST/DB")
         if (self.workers > 1 or self.runner == "ray") and parse_hybrid(config.estimator):
@@ -77,18 +68,16 @@ class ScaleOut:
 
 def search(config: SearchConfig, store: Store, scale: ScaleOut, observer: SearchObserver | None = None, top: int = 3,
            *, accuracy: AccuracyEstimator | None = None, latency: LatencyEstimator | None = None) -> SearchResult:
-    """Run (or resume, or join) the search on the engine ``scale`` names; a second search process
-    on the same SQLite file is refused for as long as this one runs."""
+    """Run (or resume, or join) the search on the engine ``scale`` names."""
     scale.check(config, store)
-    with store.sole_process(ONE_SQLITE_SEARCH.format(store=store)):
-        if scale.runner == "ray":
-            from nas.ray_runner import run_ray_search  # deferred: importing Ray takes seconds
+    if scale.runner == "ray":
+        from nas.ray_runner import run_ray_search  # deferred: importing Ray takes seconds
 
-            return run_ray_search(config, store, scale.workers, scale.ray_address, scale.ray_cpus, observer, top,
-                                  accuracy=accuracy, latency=latency)
-        if scale.workers == 1:
-            return run_search(config, store, observer, top, accuracy=accuracy, latency=latency)
-        return run_workers(config, store, scale.workers, observer, top, accuracy=accuracy, latency=latency)
+        return run_ray_search(config, store, scale.workers, scale.ray_address, scale.ray_cpus, observer, top,
+                              accuracy=accuracy, latency=latency)
+    if scale.workers == 1:
+        return run_search(config, store, observer, top, accuracy=accuracy, latency=latency)
+    return run_workers(config, store, scale.workers, observer, top, accuracy=accuracy, latency=latency)
 
 
 @dataclass(frozen=True)

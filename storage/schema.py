@@ -22,7 +22,7 @@ from sqlalchemy import DateTime
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from storage.database import StorageError, check_url, database_error, engine_kwargs
+from storage.database import StorageError, check_url, database_error, engine_kwargs, lock_on_begin
 
 
 class Base(DeclarativeBase):
@@ -51,7 +51,7 @@ def _sessions(url: str) -> sessionmaker[Session]:
 @lru_cache(maxsize=16)
 def _create_tables(url: str) -> sessionmaker[Session]:
     parsed = check_url(url)
-    engine = sqlalchemy.create_engine(parsed, **engine_kwargs(parsed))
+    engine = lock_on_begin(sqlalchemy.create_engine(parsed, **engine_kwargs(parsed)))
     for attempt in range(2):
         try:
             with engine.begin() as connection:

@@ -116,8 +116,8 @@ def search(
                                                 "environment) | default (a plain process)")] = "kept",
     latency: Annotated[str, typer.Option(help="auto (the device's latency table when built, else measure) | lut | measure")] = "auto",
     top: Annotated[int, typer.Option(help="best architectures to print")] = 3,
-    workers: Annotated[int, typer.Option(help="trials at once: worker processes on one study (local; needs a database "
-                                              "server for > 1) or Ray Tune trials (ray)")] = 1,
+    workers: Annotated[int, typer.Option(help="trials at once: worker processes on one study (local; one a core, "
+                                              "one thread each) or Ray Tune trials (ray)")] = 1,
     runner: Annotated[str, typer.Option(help="local (worker processes) | ray (Ray Tune trials)")] = "local",
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="a Ray cluster: auto | ray://HOST:10001 "
                                                        "[default: start Ray on this machine]")] = None,

@@ -10,7 +10,6 @@ from sqlalchemy.engine import make_url
 
 from conftest import free_port
 from fakes import FAKE_DEVICE, BlockLatency, WidthAccuracy
-from inprocess import run_nas
 from nas import SearchConfig
 from nas.results import load_study, record_genotype
 from nas import workers
@@ -20,15 +19,6 @@ from storage import Store, TrialRecord
 
 def _config(trials: int, study: str) -> SearchConfig:
     return SearchConfig(space="tiny", target_latency_ms=2.0, trials=trials, pruner="none", study=study)
-
-
-def test_sqlite_refuses_more_than_one_worker(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    code, stderr = run_nas(["search", "--space", "tiny", "--target-latency", "2ms", "--workers", "2",
-                            "--storage", f"sqlite:///{tmp_path / 'nas.db'}"], monkeypatch, capsys)
-    assert code == 2 and len(stderr.strip().splitlines()) == 1
-    assert "SQLite hands one queued trial to two workers" in stderr and "postgresql" in stderr
-    assert not (tmp_path / "nas.db").exists()  # refused before anything was written
 
 
 def test_the_budget_is_split_so_the_workers_together_run_exactly_it():
@@ -57,8 +47,10 @@ def _assert_exactly(store: Store, study_name: str, trials: int) -> None:
 
 
 @pytest.mark.slow
-def test_four_workers_on_one_postgresql_study_run_exactly_the_budget(postgres_url):
-    store, name = Store.open(postgres_url), f"workers-{uuid.uuid4().hex[:8]}"
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_four_workers_on_one_study_run_exactly_the_budget(backend, request, tmp_path):
+    url = f"sqlite:///{tmp_path / 'nas.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    store, name = Store.open(url), f"workers-{uuid.uuid4().hex[:8]}"
     result = run_workers(_config(10, name), store, 4, accuracy=WidthAccuracy(), latency=BlockLatency())
     assert result.ran == 10 and result.counts == {"COMPLETE": 10}
     _assert_exactly(store, name, 10)

@@ -1,3 +1,4 @@
+import multiprocessing
 import sqlite3
 import threading
 import uuid
@@ -49,6 +50,40 @@ def test_postgresql_is_a_real_optuna_storage(postgres_url):
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
     again = optuna.load_study(study_name="pg-check", storage=open_optuna_storage(postgres_url))
     assert len(again.trials) >= 3
+
+
+ROUNDS = 12
+
+
+def _ask_each_round(url: str, barrier, asked) -> None:
+    """One of two processes: in every round, both ask the round's study for a trial at the same moment."""
+    storage = Store.open(url).optuna()
+    for round_ in range(ROUNDS):
+        study = optuna.load_study(study_name=f"r{round_}", storage=storage)
+        barrier.wait()
+        asked.put((round_, study.ask().number))
+
+
+def test_two_processes_asking_at_once_never_share_a_queued_trial_on_sqlite(tmp_path):
+    """Python's sqlite3 starts a transaction only at the first write: both processes used to read
+    the one queued trial as WAITING and both ran it (6 rounds in 10). ``lock_on_begin`` makes the
+    second wait and read it RUNNING."""
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    storage = Store.open(url).optuna()
+    for round_ in range(ROUNDS):
+        optuna.create_study(study_name=f"r{round_}", storage=storage).enqueue_trial({"x": 1.0})
+    context = multiprocessing.get_context("spawn")
+    barrier, asked = context.Barrier(2), context.Queue()
+    workers = [context.Process(target=_ask_each_round, args=(url, barrier, asked)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    answers = [asked.get(timeout=120) for _ in range(2 * ROUNDS)]
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    for round_ in range(ROUNDS):
+        numbers = sorted(number for r, number in answers if r == round_)
+        assert numbers == [0, 1]  # the queued trial (number 0) went to one of them, a new one to the other
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
