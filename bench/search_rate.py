@@ -4,20 +4,19 @@ with a worker per core.
 The estimators issue asks the default search (`nas search --space mbconv --target-latency 20ms`) for
 10x the 120 candidates an hour it started from. A default trial is the one-epoch proxy on one thread
 plus, while the device has no latency table, a measurement of the whole network. This bench runs that
-search (default estimator, TPE, pruner and warm start) in four set-ups side by side, each on a study
-of its own:
+search (default estimator, TPE, pruner and warm start) in four set-ups one after the other, each on a
+study of its own in one SQLite file (the default database):
 
-- ``measured``: one worker, each candidate's latency measured (SQLite; a fresh machine);
+- ``measured``: one worker, each candidate's latency measured (a fresh machine);
 - ``table``: one worker, latency from this device's table (``nas latency build``, built first);
 - ``table-2``: the table and two worker processes (``--workers 2``);
-- ``measured-2``: two workers, latency measured: one worker times a network while the other trains.
+- ``measured-2``: two workers, latency measured: a measurement waits for the other worker's training
+  step under way and holds its next one back (``nas.turns``).
 
-The three last run on PostgreSQL (a throwaway cluster, as the tests start one): parallel workers need a
-database server, and the table lives in the same database as the study. Rates are steady state, from
-the moment every worker has finished its first trial to the last trial's end (as ``scale_out.py``);
-the whole call's rate is beside it. Where a set-up met a network that ``measured`` timed (one worker,
-nothing else running), the bench compares the two latencies: the table against a search's own
-measurement, or a measurement taken while the other worker trains against one taken alone.
+Rates are steady state, from the moment every worker has finished its first trial to the last trial's
+end (as ``scale_out.py``); the whole call's rate is beside it. Afterwards every network a measuring
+set-up timed is timed again in the measuring child with nothing else running, and the bench reports
+the search's latency over that quiet one (1.00: the search timed it as the machine runs it alone).
 
     python bench/search_rate.py [--space mbconv] [--trials 20] [--calibration 60] [--json]
 """
@@ -38,9 +37,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from rich.console import Console
 from rich.table import Table
 
-from _common import save, steady_state, temporary_postgres
+from _common import save, steady_state
 from nas import SearchConfig
-from nas.latency import LatencySettings, build_table
+from nas.latency import LatencySettings, build_table, measure_network
+from nas.results import record_genotype
 from nas.workers import ScaleOut, search
 from storage import Store, TrialRecord
 
@@ -61,16 +61,17 @@ def run(name: str, url: str, workers: int, latency_mode: str, trials: int, space
     return {"name": name, "workers": workers, "latency": result.latency_source, "storage": url.split(":")[0],
             "trials": len(frozen), "states": result.counts, "wall_s": wall, "steady_s": steady_s,
             "per_hour": per_hour, "wall_per_hour": 3600 * sum(t.datetime_complete is not None for t in frozen) / wall,
-            "latency_ms": {r.arch_key: r.latency_ms for r in records if r.latency_ms is not None}}
+            "latency_ms": {r.arch_key: r.latency_ms for r in records if r.latency_ms is not None},
+            "genotypes": {r.arch_key: record_genotype(r) for r in records if r.latency_ms is not None}}
 
 
-def against_alone(row: dict[str, Any], alone: dict[str, float]) -> dict[str, Any] | None:
-    """How far this set-up's latencies land from the same networks timed alone, in percent."""
-    shared = [key for key in row["latency_ms"] if key in alone]
+def against_quiet(row: dict[str, Any], quiet: dict[str, float]) -> dict[str, Any] | None:
+    """This set-up's latencies over the same networks timed with nothing else running (ratios)."""
+    shared = [key for key in row["latency_ms"] if key in quiet]
     if not shared:
         return None
-    errors = [100 * (row["latency_ms"][key] / alone[key] - 1) for key in shared]
-    return {"networks": len(shared), "median_pct": statistics.median(errors), "max_abs_pct": max(map(abs, errors))}
+    ratios = [row["latency_ms"][key] / quiet[key] for key in shared]
+    return {"networks": len(shared), "median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
 
 
 def main() -> None:
@@ -81,19 +82,22 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()
     rows = []
-    with tempfile.TemporaryDirectory() as folder, temporary_postgres() as server:
-        rows.append(run("measured", f"sqlite:///{folder}/rate.db", 1, "measure", args.trials, args.space))
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{folder}/rate.db"
+        rows.append(run("measured", url, 1, "measure", args.trials, args.space))
         start = time.perf_counter()
-        build_table(Store.open(server.url), args.space, LatencySettings(), calibration_samples=args.calibration)
+        build_table(Store.open(url), args.space, LatencySettings(), calibration_samples=args.calibration)
         build_s = time.perf_counter() - start
-        rows.append(run("table", server.url, 1, "lut", args.trials, args.space))
-        rows.append(run("table-2", server.url, 2, "lut", args.trials, args.space))
-        rows.append(run("measured-2", server.url, 2, "measure", args.trials, args.space))
-    alone = rows[0]["latency_ms"]
+        rows.append(run("table", url, 1, "lut", args.trials, args.space))
+        rows.append(run("table-2", url, 2, "lut", args.trials, args.space))
+        rows.append(run("measured-2", url, 2, "measure", args.trials, args.space))
+    genotypes = {key: g for row in rows if row["latency"] == "measured" for key, g in row["genotypes"].items()}
+    quiet = {key: measure_network(genotype, LatencySettings()).latency_ms for key, genotype in genotypes.items()}
     for row in rows:
         row["factor_vs_base"] = row["per_hour"] / BASE_RATE
-        row["latency_vs_alone"] = against_alone(row, alone) if row is not rows[0] else None
+        row["latency_vs_quiet"] = against_quiet(row, quiet) if row["latency"] == "measured" else None
         row.pop("latency_ms")
+        row.pop("genotypes")
     figures = {"space": args.space, "trials": args.trials, "table_build_s": build_s, "base_per_hour": BASE_RATE, "target_factor": TARGET_FACTOR,
                "rows": rows, "met": {r["name"]: r["factor_vs_base"] >= TARGET_FACTOR for r in rows}}
     path = save("search_rate", figures)
@@ -102,13 +106,13 @@ def main() -> None:
         return
     table = Table(title=f"default search over {args.space}, {args.trials} candidates a set-up ({path}); table built in {build_s:.0f} s")
     for column in ("set-up", "workers", "latency", "candidates/hour", f"x {BASE_RATE:.0f}/h", "with start-up /hour",
-                   "latency vs alone (median, max |%|)"):
+                   "latency / quiet timing (median, range)"):
         table.add_column(column)
     for r in rows:
-        versus = r["latency_vs_alone"]
+        versus = r["latency_vs_quiet"]
         table.add_row(r["name"], str(r["workers"]), r["latency"], f"{r['per_hour']:.0f}", f"{r['factor_vs_base']:.1f}",
                       f"{r['wall_per_hour']:.0f}",
-                      "-" if versus is None else f"{versus['median_pct']:+.1f}%, {versus['max_abs_pct']:.1f}% ({versus['networks']} nets)")
+                      "-" if versus is None else f"{versus['median']:.3f} ({versus['min']:.2f}-{versus['max']:.2f}, {versus['networks']} nets)")
     Console(width=160).print(table)
 
 

@@ -21,6 +21,7 @@ from timm.scheduler import CosineLRScheduler
 
 from nas.data import ProxyData
 from nas.errors import TrainingDiverged, UsageError
+from nas.turns import computing
 from search_spaces import Genotype, build_model
 
 StepHook = Callable[[int, int], None]  # (steps done, steps in all)
@@ -62,7 +63,8 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
     correct = 0
     with torch.inference_mode():
         for start in range(0, len(x), batch_size):
-            correct += (model(x[start:start + batch_size]).argmax(1) == y[start:start + batch_size]).sum().item()
+            with computing():
+                correct += (model(x[start:start + batch_size]).argmax(1) == y[start:start + batch_size]).sum().item()
     return correct / len(x)
 
 
@@ -94,12 +96,13 @@ def train_proxy(
             index = order[start:start + settings.batch_size]
             if len(index) < 2:  # BatchNorm cannot train on a single image
                 continue
-            loss = F.cross_entropy(model(data.x_train[index]), data.y_train[index])
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"training diverged: loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            with computing():
+                loss = F.cross_entropy(model(data.x_train[index]), data.y_train[index])
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(f"training diverged: loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
             step += 1
             scheduler.step_update(step)
         accuracy = evaluate(model, data.x_val, data.y_val)
@@ -146,12 +149,13 @@ def train_steps(model: torch.nn.Module, data: ProxyData, settings: TuneSettings,
                 order = torch.randperm(len(data.x_train), generator=generator)
             start = step % batches_per_epoch * settings.batch_size
             index = order[start:start + settings.batch_size]
-            loss = F.cross_entropy(model(data.x_train[index]), data.y_train[index])
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"training diverged: loss is {loss.item()} at step {step + 1}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            with computing():
+                loss = F.cross_entropy(model(data.x_train[index]), data.y_train[index])
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(f"training diverged: loss is {loss.item()} at step {step + 1}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
             scheduler.step_update(step + 1)
             if on_step is not None:
                 on_step(step + 1, settings.steps)

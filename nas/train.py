@@ -33,6 +33,7 @@ from nas.errors import TrainingDiverged, UsageError
 from nas.latency import LatencySettings, Measurement, measure_network
 from nas.proxy import channels_last, evaluate
 from nas.recipe import Plan, TrainSettings, make_plan
+from nas.turns import computing
 from search_spaces import build_model
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -182,15 +183,16 @@ def train(
             target = data.y_train[picked]
             if mixup is not None:
                 x, target = mixup(x, target)  # pairs images across the whole batch, before it is split
-            optimizer.zero_grad(set_to_none=True)
-            loss = accumulate_gradient(model, x, target, plan.micro_batch, loss_fn)
-            if not math.isfinite(loss):
-                raise TrainingDiverged(f"training diverged: loss is {loss} at epoch {epoch + 1}")
-            optimizer.step()
+            with computing():
+                optimizer.zero_grad(set_to_none=True)
+                loss = accumulate_gradient(model, x, target, plan.micro_batch, loss_fn)
+                if not math.isfinite(loss):
+                    raise TrainingDiverged(f"training diverged: loss is {loss} at epoch {epoch + 1}")
+                optimizer.step()
+                if ema is not None:
+                    ema.update(model, step=step + 1)
             step += 1
             scheduler.step_update(step)
-            if ema is not None:
-                ema.update(model, step=step)
             losses.append(loss)
             if observer is not None:
                 observer.step(epoch, index + 1)

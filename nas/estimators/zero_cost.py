@@ -24,6 +24,7 @@ from nas.errors import UsageError
 from nas.estimators import Report
 from nas.proxy import proxy_genotype
 from nas.threads import torch_threads
+from nas.turns import computing
 from search_spaces import SEED_NAMES, Genotype, build_model, seed_architecture
 
 __all__ = ["LOGARITHMIC", "PROXIES", "LogisticMap", "ProxyFn", "ZeroCost", "ZeroCostSettings", "register_proxy",
@@ -261,7 +262,8 @@ class ZeroCost:
             torch.manual_seed(s.seed)
             model = build_model(proxy_genotype(genotype, s.resolution),
                                 num_classes=self._data.num_classes, in_chans=self._data.in_chans)
-            return float(PROXIES[s.proxy](model, *self._batch))
+            with computing():
+                return float(PROXIES[s.proxy](model, *self._batch))
 
     def _transformed(self, genotype: Genotype) -> float:
         value = self.score(genotype)

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from filelock import FileLock
 
 from nas.errors import NasError, UsageError
 from nas.latency.allocator import KEPT_ENVIRONMENT, deployment_environment, environment_allocator
-from nas.latency.measure import LOCK_PATH, measure_latency
+from nas.latency.measure import measure_latency
 from nas.latency.settings import LatencySettings, describe, device_fingerprint
+from nas.turns import measuring
 from storage import read_device
 
 RUNTIMES = {"onnx": "onnxruntime", "torchscript": "torch", "timm": "torch"}  # export format -> what runs it
@@ -196,7 +196,7 @@ def check_deployed(model_path: Path, env: Mapping[str, str] | None = None, *, th
     env = dict(os.environ if env is None else env)
     command = [sys.executable, "-P", str(STANDALONE), str(model_path), "--threads", str(threads), "--resolution",
                str(resolution), "--warmup", str(warmup), "--repeats", str(repeats), "--passes", str(passes)]
-    with FileLock(str(LOCK_PATH)):  # one measurement on the machine at a time, as nas's own
+    with measuring():  # the machine held for the measurement, as for nas's own
         proc = subprocess.run(command, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]

@@ -3,8 +3,8 @@
 Three backends: torch eager on the CPU (the default: what nas trains with, no export step),
 ONNX Runtime on the CPU (what many deploy with; 2-3x faster here because torch's per-op
 overhead disappears) and torch on CUDA (timed with device events after synchronising).
-Only one process on a machine measures at a time (a file lock): two measurements on shared
-cores disturb each other, and the search would learn the noise.
+A measurement holds the machine (``nas.turns``): no other measurement, and no training step of
+another nas process, runs on it meanwhile; either would disturb it, and the search would learn the noise.
 
 Tables, calibration and validation time through a ``Timer``: ``DEVICE`` measures for real, and a
 test passes one that returns known times, so what is computed from the times is checked exactly.
@@ -15,23 +15,20 @@ from __future__ import annotations
 import io
 import os
 import statistics
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Protocol
 
 import torch
-from filelock import FileLock
 
 from nas.latency.allocator import use_allocator
 from nas.latency.layers import Layer
 from nas.latency.settings import LatencySettings, Measurement
+from nas.turns import measuring
 from search_spaces import Genotype
 
-LOCK_PATH = Path(tempfile.gettempdir()) / "nas-latency.lock"
 
 
 @contextmanager
@@ -113,7 +110,7 @@ def measure_latency(model: torch.nn.Module, settings: LatencySettings,
     shape = input_shape or (settings.batch, 3, settings.resolution, settings.resolution)
     x = torch.randn(*shape)
     passes = []
-    with FileLock(str(LOCK_PATH)), _MEASURE[settings.backend](model, x, settings) as timed:
+    with measuring(), _MEASURE[settings.backend](model, x, settings) as timed:
         for _ in range(settings.passes):
             for _ in range(settings.warmup):
                 timed()

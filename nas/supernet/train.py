@@ -29,6 +29,7 @@ from nas.errors import TrainingDiverged, UsageError
 from nas.files import plain_name
 from nas.supernet.sampling import largest, sandwich, smallest
 from nas.supernet.weights import Supernet
+from nas.turns import computing
 from search_spaces import FactorizedSpace, Genotype, get_space
 
 KIND = "supernet"
@@ -225,19 +226,20 @@ def _train(settings: SupernetSettings, path: Path, resume: bool, observer: Super
             picked = order[index * batch:(index + 1) * batch]
             x, y = data.x_train[picked], data.y_train[picked]
             teacher, *students = sandwich(space, random.Random(_seed(settings.seed, step)), settings.random_subnets)
-            optimizer.zero_grad(set_to_none=True)
-            logits = supernet.forward(teacher, x, train=True)
-            loss = F.cross_entropy(logits, y)
-            _check_finite(loss, epoch, step)
-            loss.backward()
-            target = logits.detach().softmax(1)
-            distill = 0.0
-            for genotype in students:
-                student_loss = soft_loss(supernet.forward(genotype, x, train=True), target)
-                _check_finite(student_loss, epoch, step)
-                student_loss.backward()
-                distill += student_loss.item() / len(students)
-            optimizer.step()
+            with computing():
+                optimizer.zero_grad(set_to_none=True)
+                logits = supernet.forward(teacher, x, train=True)
+                loss = F.cross_entropy(logits, y)
+                _check_finite(loss, epoch, step)
+                loss.backward()
+                target = logits.detach().softmax(1)
+                distill = 0.0
+                for genotype in students:
+                    student_loss = soft_loss(supernet.forward(genotype, x, train=True), target)
+                    _check_finite(student_loss, epoch, step)
+                    student_loss.backward()
+                    distill += student_loss.item() / len(students)
+                optimizer.step()
             step += 1
             scheduler.step_update(step)
             sums = [sums[0] + loss.item(), sums[1] + distill]

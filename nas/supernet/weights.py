@@ -19,6 +19,7 @@ from torch.func import functional_call
 from nas.errors import UsageError
 from nas.proxy import proxy_genotype
 from nas.supernet.sampling import widest
+from nas.turns import computing
 from search_spaces import FactorizedSpace, Genotype, build_model
 from search_spaces.spaces import OPS
 
@@ -172,7 +173,8 @@ class Supernet:
         buffers = fresh_buffers(self.subnet(genotype).module)
         with torch.no_grad():
             for x in batches:
-                self.forward(genotype, x, train=True, buffers=buffers)
+                with computing():
+                    self.forward(genotype, x, train=True, buffers=buffers)
         return buffers
 
     def accuracy(self, genotype: Genotype, buffers: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
@@ -180,7 +182,8 @@ class Supernet:
         correct = 0
         with torch.inference_mode():
             for start in range(0, len(x), batch_size):
-                logits = self.forward(genotype, x[start:start + batch_size], train=False, buffers=buffers)
+                with computing():
+                    logits = self.forward(genotype, x[start:start + batch_size], train=False, buffers=buffers)
                 correct += (logits.argmax(1) == y[start:start + batch_size]).sum().item()
         return correct / len(x)
 

@@ -2,6 +2,8 @@
 
 import datetime
 
+import pytest
+
 from bench_scripts import load
 
 _rate = load("search_rate")
@@ -9,10 +11,9 @@ _rate = load("search_rate")
 
 def test_latencies_are_compared_only_on_the_networks_both_timed():
     row = {"latency_ms": {"a": 11.0, "b": 9.0, "c": 5.0}}
-    versus = _rate.against_alone(row, {"a": 10.0, "b": 10.0, "d": 1.0})
-    assert versus["networks"] == 2
-    assert abs(versus["median_pct"]) < 1e-9 and abs(versus["max_abs_pct"] - 10.0) < 1e-9
-    assert _rate.against_alone(row, {"d": 1.0}) is None
+    versus = _rate.against_quiet(row, {"a": 10.0, "b": 10.0, "d": 1.0})
+    assert versus == {"networks": 2, "median": 1.0, "min": 0.9, "max": 1.1}
+    assert _rate.against_quiet(row, {"d": 1.0}) is None
 
 
 def test_the_steady_state_starts_once_every_worker_has_finished_a_trial():
@@ -26,3 +27,10 @@ def test_a_set_up_runs_exactly_its_budget_on_its_own_study(tmp_path):
     row = _rate.run("measured", f"sqlite:///{tmp_path / 'rate.db'}", 1, "measure", 3, space="tiny")
     assert row["trials"] == 3 and row["states"] == {"COMPLETE": 3} and row["latency"] == "measured"
     assert row["workers"] == 1 and row["storage"] == "sqlite" and 1 <= len(row["latency_ms"]) <= 3
+    assert row["genotypes"].keys() == row["latency_ms"].keys()  # each timed network can be timed again
+
+
+@pytest.mark.slow  # spawns two workers
+def test_two_workers_share_one_sqlite_file_and_run_exactly_the_budget(tmp_path):
+    row = _rate.run("measured-2", f"sqlite:///{tmp_path / 'rate.db'}", 2, "measure", 4, space="tiny")
+    assert row["trials"] == 4 and row["states"] == {"COMPLETE": 4} and row["workers"] == 2
