@@ -2,10 +2,11 @@
 built-in data, the time per step and in all, the seconds per candidate of the `supernet` estimator,
 (with --rank) how its accuracies rank candidates against the search's proxy training, (with
 --reference) against the estimators' long-training reference, and (with --search N) the wall time
-of an N-candidate `nas search --estimator supernet --latency lut`.
+of an N-candidate `nas search --estimator supernet --latency lut` (on --search-workers processes).
 
     python bench/supernet.py [--space mbconv] [--data digits] [--epochs 30] [--candidates 50] [--rank 10]
-                             [--reference NAME --storage URL] [--search 2000] [--workdir DIR] [--results DIR] [--json]
+                             [--reference NAME --storage URL] [--search 2000 [--search-workers 2]]
+                             [--workdir DIR] [--results DIR] [--json]
     python bench/supernet.py --quick     # 1 epoch, 10 candidates, no ranking: a smoke check of a few minutes
 
 With --workdir the trained supernet is kept there and a rerun resumes or reuses it.
@@ -100,10 +101,11 @@ def _rank_reference(estimator: SupernetEstimator, storage: str, name: str | None
             "kendall_tau": ranking.kendall_tau, "spearman": ranking.spearman, "seconds_per_arch": ranking.seconds_per_arch}
 
 
-def timed_search(workdir: Path, estimator: str, settings: dict, trials: int, target: str, study: str) -> dict:
+def timed_search(workdir: Path, estimator: str, settings: dict, trials: int, target: str, study: str,
+                 workers: int = 1) -> dict:
     """A search of ``trials`` candidates estimated by ``estimator`` (a ``supernet:NAME,...`` spec of
-    the supernet in ``workdir/supernets`` trained with ``settings``), latency from the device's
-    table (built first, not timed: one table serves every search on the device)."""
+    the supernet in ``workdir/supernets`` trained with ``settings``) on ``workers`` worker processes,
+    latency from the device's table (built first, not timed: one table serves every search on the device)."""
     storage = f"sqlite:///{workdir / 'nas.db'}"
     subprocess.run([*NAS, "latency", "build", "--space", settings["space"], "--storage", storage, "--json"], cwd=workdir,
                    check=True, capture_output=True)
@@ -111,13 +113,13 @@ def timed_search(workdir: Path, estimator: str, settings: dict, trials: int, tar
     proc = subprocess.run([*NAS, "search", "--space", settings["space"], "--target-latency", target,
                            "--estimator", estimator, "--data", settings["data"],
                            "--proxy-resolution", str(settings["resolution"]), "--latency", "lut", "--trials", str(trials),
-                           "--storage", storage, "--study", study, "--json"],
+                           "--workers", str(workers), "--storage", storage, "--study", study, "--json"],
                           cwd=workdir, capture_output=True, text=True)
     wall_s = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"the supernet search failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
     answer = json.loads(proc.stdout)
-    return {"trials": trials, "target_latency": target, "wall_s": wall_s, "seconds_per_trial": wall_s / trials,
+    return {"trials": trials, "workers": workers, "target_latency": target, "wall_s": wall_s, "seconds_per_trial": wall_s / trials,
             "counts": answer["counts"], "latency_source": answer["latency_source"], "best": answer["best"][:1]}
 
 
@@ -132,6 +134,7 @@ def main() -> None:
                                                                   "(no value: the only one in --storage)")
     parser.add_argument("--storage", default="sqlite:///bench/.estimators.db", help="database holding the reference")
     parser.add_argument("--search", type=int, default=0, help="then time a search of this many candidates (0: none)")
+    parser.add_argument("--search-workers", type=int, default=1, help="worker processes of that search (one thread each)")
     parser.add_argument("--target-latency", default="20ms")
     parser.add_argument("--workdir", type=Path, help="keep the supernet (and the search's database) here; a rerun "
                                                      "resumes or reuses it [default: a temporary folder]")
@@ -162,7 +165,7 @@ def main() -> None:
         size = path.stat().st_size
         reference = _rank_reference(estimator, args.storage, args.reference or None) if args.reference is not None else None
         search = (timed_search(workdir, f"supernet:{name}", settings.recipe(), args.search, args.target_latency,
-                               f"supernet-{args.search}") if args.search else None)
+                               f"supernet-{args.search}-{args.search_workers}w", args.search_workers) if args.search else None)
     last = result.history[-1]
     figures = {
         "mode": "quick" if args.quick else "full", "settings": settings.recipe(), "threads": settings.threads,
@@ -198,7 +201,7 @@ def main() -> None:
         rows.append((f"Kendall tau / Spearman vs reference {reference['reference']} ({reference['networks']} networks)",
                      f"{reference['kendall_tau']:.2f} / {reference['spearman']:.2f}"))
     if search is not None:
-        rows.append((f"search of {search['trials']} candidates (min)", f"{search['wall_s'] / 60:.1f}"))
+        rows.append((f"search of {search['trials']} candidates, {search['workers']} worker(s) (min)", f"{search['wall_s'] / 60:.1f}"))
     for row in rows:
         table.add_row(*row)
     Console(width=120).print(table)
