@@ -31,8 +31,12 @@ _held = threading.local()  # what this thread holds: "measuring", "computing" or
 
 
 def _locked(path: Path, mode: int) -> int:
-    """A descriptor of ``path`` holding ``mode``; waits for it, and closes it if the wait is interrupted."""
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    """A descriptor of ``path`` holding ``mode``; waits for it, and closes it if the wait is interrupted.
+    Opened for reading (all ``flock`` needs), so another user's lock file serves too."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        descriptor = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
     try:
         fcntl.flock(descriptor, mode)
     except BaseException:
