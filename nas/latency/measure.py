@@ -30,7 +30,6 @@ from nas.turns import measuring
 from search_spaces import Genotype
 
 
-
 @contextmanager
 def _torch_cpu(model: torch.nn.Module, x: torch.Tensor, settings: LatencySettings) -> Iterator[Callable[[], float]]:
     previous_threads = torch.get_num_threads()
