@@ -68,6 +68,18 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
     return correct / len(x)
 
 
+def _step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, where: str) -> None:
+    """One optimizer step, as a piece of work a measurement waits for (``nas.turns``); a non-finite
+    loss raises ``TrainingDiverged`` saying ``where``."""
+    with computing():
+        loss = F.cross_entropy(model(x), y)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(f"training diverged: loss is {loss.item()} at {where}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+
 def train_proxy(
     genotype: Genotype,
     data: ProxyData,
@@ -96,13 +108,7 @@ def train_proxy(
             index = order[start:start + settings.batch_size]
             if len(index) < 2:  # BatchNorm cannot train on a single image
                 continue
-            with computing():
-                loss = F.cross_entropy(model(data.x_train[index]), data.y_train[index])
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(f"training diverged: loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+            _step(model, optimizer, data.x_train[index], data.y_train[index], f"epoch {epoch + 1}, step {step + 1}")
             step += 1
             scheduler.step_update(step)
         accuracy = evaluate(model, data.x_val, data.y_val)
@@ -149,13 +155,7 @@ def train_steps(model: torch.nn.Module, data: ProxyData, settings: TuneSettings,
                 order = torch.randperm(len(data.x_train), generator=generator)
             start = step % batches_per_epoch * settings.batch_size
             index = order[start:start + settings.batch_size]
-            with computing():
-                loss = F.cross_entropy(model(data.x_train[index]), data.y_train[index])
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(f"training diverged: loss is {loss.item()} at step {step + 1}")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+            _step(model, optimizer, data.x_train[index], data.y_train[index], f"step {step + 1}")
             scheduler.step_update(step + 1)
             if on_step is not None:
                 on_step(step + 1, settings.steps)
