@@ -26,11 +26,11 @@ from optuna.trial import TrialState
 
 from nas.architecture import Architecture
 from nas.data import BUILTIN, load_proxy_data
-from nas.errors import TrainingDiverged, UsageError
+from nas.errors import UsageError
 from nas.estimators import LatencyEstimate
 from nas.latency import ISOLATED, LatencySettings, device_fingerprint, measure_network, measure_networks
 from nas.notes import artifact_dir
-from nas.proxy import TuneSettings
+from nas.proxy import TuneSettings, proxy_genotype
 from nas.recipe import check_input_size
 from nas.refine.guard import fail_abandoned, study_lock
 from nas.refine.latency import SideBySideLatency
@@ -193,18 +193,20 @@ class _Refinement:
     def records(self) -> list[TrialRecord]:
         return [TrialRecord.from_trial(t) for t in self.study.get_trials(deepcopy=False)]
 
-    def run_trial(self, genotype: Genotype, tuning: Tuning, latency: Any, extra: TrialRecord) -> TrialRecord | None:
-        """One network as one trial; None when its training diverged (stored FAIL with why)."""
+    def run_trial(self, genotype: Genotype, tuning: Tuning, latency: Any, extra: TrialRecord) -> TrialRecord:
+        """One network as one trial, stored and returned COMPLETE, or FAIL with its ``fail_reason``
+        when it diverged or crashed: one failed proposal does not end the refinement, as one failed
+        trial does not end a search."""
         runner = TrialRunner(latency, tuning, self.reward, self.config.latency.resolution, store=self.store, requeue=False)
         with warnings.catch_warnings():  # the heartbeat reaps trials of a killed run; ask() warns it is meant for optimize()
             warnings.filterwarnings("ignore", message="Heartbeat of storage")
             trial = self.study.ask()
         try:
             value = runner(trial, genotype, extra)
-        except TrainingDiverged:
+        except Exception:  # the runner stored why
             self.study.tell(trial, state=TrialState.FAIL)
-            return None
-        except (Exception, KeyboardInterrupt):
+            return replace(TrialRecord.from_attrs(trial.user_attrs), number=trial.number, state=TrialState.FAIL.name)
+        except KeyboardInterrupt:
             self.study.tell(trial, state=TrialState.FAIL)
             raise
         self.study.tell(trial, value)
@@ -219,8 +221,9 @@ class _Refinement:
                         phase="pretrain", on_step=lambda done, total: self._report("train the start network", done, total))
         genotype = self.arch.genotype
         record = self.run_trial(genotype, tuning, self.latency, TrialRecord(iteration=0, proposal=REFINE_START))
-        if record is None:
-            raise UsageError(f"training {self.arch.name} from scratch diverged; try a lower learning rate")
+        if record.state != TrialState.COMPLETE.name:
+            raise UsageError(f"training {self.arch.name} from scratch failed ({record.fail_reason}); "
+                             "a diverged training may take a lower learning rate")
         kept = Kept(0, record.number, genotype, self.start_ms, record.accuracy, tuning.models[genotype.key])
         kept.save(self.folder)
         return kept
@@ -231,7 +234,7 @@ class _Refinement:
         goal = self.config.goal_ms(iteration, parent.latency_ms, self.start_ms)
         phase = f"iteration {iteration}: {parent.latency_ms:.2f} -> {goal:.2f} ms"
         candidates = []
-        for proposal in proposals(parent.genotype):
+        for proposal in proposals(parent.genotype, proxy_genotype(parent.genotype, self.config.proxy_resolution)):
             found = self.latency.largest_width(parent.genotype, parent.latency_ms, proposal, goal)
             if found is not None:
                 width, genotype, latency = found
@@ -248,12 +251,12 @@ class _Refinement:
             if description not in done:
                 record = self.run_trial(genotype, tuning, latency,
                                         TrialRecord(parent=parent.trial, iteration=iteration, proposal=description))
-                if record is not None:
+                if record.state == TrialState.COMPLETE.name:
                     done[description] = record
             self._report(phase, sum(d in done for d, *_ in candidates), len(candidates))
         finished = [done[d] for d, *_ in candidates if d in done]
         if not finished:
-            return f"every proposal of iteration {iteration} diverged in fine-tuning"
+            return f"every proposal of iteration {iteration} failed in fine-tuning (each trial's fail_reason says why)"
         chosen = max(finished, key=self._score(parent))
         genotype = record_genotype(chosen)
         model = tuning.models.get(genotype.key)
@@ -299,8 +302,9 @@ class _Refinement:
             estimate = LatencyEstimate(measured.latency_ms, "measured", measured.spread_ms, measured.load_avg,
                                        predicted_ms=origin.latency_ms)
             record = self.run_trial(origin.genotype, tuning, _Known(estimate, device), extra)
-            if record is None:
-                raise UsageError(f"the long fine-tuning of the {extra.proposal} network diverged; try fewer --long-tune steps")
+            if record.state != TrialState.COMPLETE.name:
+                raise UsageError(f"the long fine-tuning of the {extra.proposal} network failed ({record.fail_reason}); "
+                                 "a diverged one may take fewer --long-tune steps")
             records.append(record)
         return records[0], records[1]
 

@@ -69,12 +69,16 @@ def slots(genotype: Genotype) -> list[Slot]:
     return found
 
 
-def width_chains(genotype: Genotype) -> list[tuple[int, ...]]:
+def width_chains(genotype: Genotype, trained_as: Genotype | None = None) -> list[tuple[int, ...]]:
     """Positions (indices into ``slots``, ``STEM`` for the stem) whose output widths must stay
-    equal because residual additions join them, in network order."""
+    equal because residual additions join them, in network order. ``trained_as``: the same blocks
+    with the strides the network trains with (``nas.proxy.proxy_genotype`` sets early strides to 1
+    on tiny images, which adds residuals); its additions join widths too, or a cut could not
+    inherit the trained network's weights."""
+    trained = slots(trained_as) if trained_as is not None else None
     chains: list[list[int]] = [[STEM]]
     for position, slot in enumerate(slots(genotype)):
-        if slot.residual:
+        if slot.residual or (trained is not None and trained[position].residual):
             chains[-1].append(position)
         else:
             chains.append([position])
@@ -93,11 +97,12 @@ class Proposal:
         return f"{self.kind} {self.label} {old}->{new}"
 
 
-def proposals(genotype: Genotype) -> list[Proposal]:
-    """Every proposal that has a narrower width left to try (the narrowest width is 8)."""
+def proposals(genotype: Genotype, trained_as: Genotype | None = None) -> list[Proposal]:
+    """Every proposal that has a narrower width left to try (the narrowest width is 8); width
+    chains as ``width_chains(genotype, trained_as)`` joins them."""
     found = []
     placed = slots(genotype)
-    for chain in width_chains(genotype):
+    for chain in width_chains(genotype, trained_as):
         names = [placed[p].name if p != STEM else "stem" for p in chain]
         label = names[0] if len(names) == 1 else f"{names[0]}-{names[-1]}"
         if current_width(genotype, Proposal("width", chain, label)) > CHANNEL_STEP:

@@ -16,9 +16,14 @@ TINY = Genotype.from_arch_def([["ds_r1_k3_s1_c8"], ["ir_r2_k3_s2_e3_c16"], ["ir_
 TINY_V3 = Genotype.from_arch_def([["ds_r1_k3_s1_c8_nre"], ["ir_r2_k3_s2_e3_c16_se0.25"], ["ir_r2_k5_s2_e3_c24_se0.25"]],
                                  stem_size=8, num_features=64, family="mobilenetv3", act="hard_swish")
 
+# stages 1 and 2 both stride 2 at 16 channels: no residual joins them at 224 px, but the proxy
+# (16 px) sets both strides to 1, and block 2.0 then adds its input (16 = 16) to its output
+STRIDE_CLIPPED = Genotype.from_arch_def([["ds_r1_k3_s1_c8"], ["ir_r1_k3_s2_e3_c16"], ["ir_r2_k3_s2_e3_c16"],
+                                         ["ir_r1_k3_s2_e3_c24"], ["ir_r1_k3_s2_e3_c32"]], stem_size=8, num_features=64)
 
-def _every_shrink(genotype: Genotype):
-    for proposal in proposals(genotype):
+
+def _every_shrink(genotype: Genotype, trained_as: Genotype | None = None):
+    for proposal in proposals(genotype, trained_as):
         for width in narrower_widths(genotype, proposal):
             yield proposal, width, shrink(genotype, proposal, width)
 
@@ -47,6 +52,27 @@ def test_chains_follow_residual_additions():
     labels = {(p.kind, p.label) for p in proposals(TINY)}
     assert ("width", "1.0-1.1") in labels and ("expand", "2.1") in labels
     assert ("width", "stem-0.0") not in labels  # already at the narrowest width, 8
+
+
+def test_residuals_the_proxy_adds_join_widths_too():
+    proxy = proxy_genotype(STRIDE_CLIPPED, 16)
+    assert [s.block.stride for s in slots(proxy)][1:3] == [1, 1]
+    assert width_chains(STRIDE_CLIPPED) == [(STEM, 0), (1,), (2, 3), (4,), (5,)]
+    assert width_chains(STRIDE_CLIPPED, proxy) == [(STEM, 0), (1, 2, 3), (4,), (5,)]
+    assert ("width", "1.0-2.1") in {(p.kind, p.label) for p in proposals(STRIDE_CLIPPED, proxy)}
+
+
+def test_every_cut_inherits_the_weights_of_the_network_as_the_proxy_trains_it(one_thread):
+    """A cut of stage 2's width alone (chains read at 224 px) left block 1.0's output, which the
+    proxy's residual joins to it, at its old width: inheritance failed on a shape mismatch."""
+    parent = _trained(proxy_genotype(STRIDE_CLIPPED, 16))
+    tried = set()
+    for proposal, width, child in _every_shrink(STRIDE_CLIPPED, proxy_genotype(STRIDE_CLIPPED, 16)):
+        inherited = inherit(parent, proxy_genotype(child, 16), num_classes=10, in_chans=1).eval()
+        with torch.inference_mode():
+            assert inherited(torch.randn(1, 1, 16, 16)).shape == (1, 10)
+        tried.add((proposal.label, width))
+    assert ("1.0-2.1", 8) in tried  # the cut of the joined chain
 
 
 @pytest.mark.parametrize("genotype", [TINY, TINY_V3], ids=["efficientnet", "mobilenetv3"])

@@ -115,6 +115,19 @@ def test_unknown_or_failed_trials_are_refused(tmp_path, monkeypatch, capsys):
     assert code == 2 and "has no trial 7" in stderr
 
 
+def test_a_failed_proposal_is_stored_fail_with_why_and_the_refinement_goes_on(tmp_path, one_thread):
+    """Proposals fine-tuned at an infinite learning rate diverge: each is a FAIL trial with its
+    reason, and the refinement ends at the closest network instead of raising."""
+    store = Store.open(f"sqlite:///{tmp_path / 'nas.db'}")
+    config = RefineConfig(**{**FAST, "tune_lr": float("inf"), "long_tune": 0})
+    result = refine(Architecture("tiny", TINY), config, store)
+    tried = [r for r in _trials(store, result.study) if r.iteration == 1]
+    assert tried and all(r.state == TrialState.FAIL.name for r in tried)
+    assert all(r.fail_reason.startswith("TrainingDiverged: training diverged") for r in tried)
+    assert not result.reached and result.reason.startswith("every proposal of iteration 1 failed")
+    assert result.iterations == 0 and result.path[-1].proposal == "start"
+
+
 def test_a_start_latency_the_caller_measured_anchors_the_refinement(tmp_path, one_thread):
     """A bench measures the start side by side with the result; the refinement anchors on that figure.
     (How far the path gets from there is the machine's to say: not asserted.)"""
