@@ -1,12 +1,14 @@
 """Does the search find networks that beat the papers' networks, and beat random search?
 
 One command on this machine and the built-in data: the papers' networks (and width variants of
-the MobileNets near the target) and the best network of every search run, all re-trained with one
-final recipe and measured for latency the same way; searches with TPE, NSGA-II (Pareto) and random
-sampling get the same wall-clock budget, for several seeds.
+the MobileNets near the target), the best network of every search run and the NetAdapt refinement
+(`nas refine`, MobileNetV3's second step) of the best of them (or of every run's), all re-trained
+with one final recipe and measured for latency the same way; searches with TPE, NSGA-II (Pareto)
+and random sampling get the same wall-clock budget, for several seeds.
 
     python bench/search_quality.py [--quick] [--seeds 2] [--target-latency 20ms] [--budget 6m | --trials N]
-                                   [--verdict-seeds 3] [--final-data digits] [--workdir DIR] [--retime] [--json]
+                                   [--refine best|all|none] [--refine-speedup 1.3] [--verdict-seeds 3]
+                                   [--final-data digits] [--workdir DIR] [--retime] [--json]
 
 The verdict (the best found network against the baselines it must beat) is settled on the mean of
 ``--verdict-seeds`` trainings of each network involved: one seed of the final recipe moves a
@@ -39,6 +41,7 @@ from rich.console import Console
 from rich.table import Table
 
 from _common import RESULTS, save
+from nas.errors import EXIT_NOT_REACHED
 from nas.units import parse_duration_s, parse_latency_ms
 from storage import Store
 from storage.contract import TrialRecord
@@ -51,6 +54,7 @@ WIDTH_VARIANTS = ("mobilenetv2_075", "mobilenetv3_large_075")
 QUICK_BASELINES = ("mobilenetv3_small_075", "mobilenetv2_050")
 METHODS = {"tpe": ["--sampler", "tpe"], "nsga2": ["--objective", "pareto", "--sampler", "nsga2"],
            "random": ["--sampler", "random"]}
+QUICK_REFINE = ("--pretrain", "20", "--short-tune", "2", "--long-tune", "10")  # bench/netadapt.py --quick's budgets
 
 
 def step_key(kind: str, name: str, seed: int = 0) -> str:
@@ -104,6 +108,33 @@ def found_step(recipe: tuple[str, ...], study: str, trial: int, seed: int = 0) -
                                                      "-o", str(out)], out)
 
 
+def refined_file(study: str) -> Path:
+    """Where a search run's refined network is written (relative to the work folder)."""
+    return Path("refined") / f"{study}.json"
+
+
+def refine_args(study: str, trial: int, target_ms: float, extra: tuple[str, ...]) -> list[str]:
+    """`nas refine` of a search run's best network (trial ``trial`` of ``study``) to ``target_ms``."""
+    return ["refine", str(trial), "--study", study, "--target-latency", f"{target_ms:.3f}ms",
+            "--refine-study", f"refine-{study}", "-o", str(refined_file(study)), *extra]
+
+
+def refined_step(recipe: tuple[str, ...], study: str, seed: int = 0) -> Training:
+    """One training of a search run's refined network (its architecture file)."""
+    out, seeded = _seeded(recipe, seed, f"{study}-refined")
+    return Training(step_key("train-refined", study, seed),
+                    ["train", str(refined_file(study)), *recipe, *seeded, "-o", str(out)], out)
+
+
+def final_training(recipe: tuple[str, ...], row: dict, seed: int) -> Training:
+    """Another seed's training of a network of the table: refined, found or a paper's."""
+    if "refined_from" in row:
+        return refined_step(recipe, row["study"], seed)
+    if "study" in row:
+        return found_step(recipe, row["study"], row["trial"], seed)
+    return baseline_step(recipe, row["name"], seed)
+
+
 @dataclass(frozen=True)
 class Point:
     """One stored search trial: when it finished (s after the run started), its estimate, its latency."""
@@ -152,10 +183,12 @@ class Steps:
                     return None
             time.sleep(5)
 
-    def run(self, key: str, args: list[str], cwd: Path, redo: bool = False, output: Path | None = None) -> object:
+    def run(self, key: str, args: list[str], cwd: Path, redo: bool = False, output: Path | None = None,
+            ok: tuple[int, ...] = (0,)) -> object:
         """The step's answer, running ``nas ARGS`` in ``cwd`` unless done. ``output``: the folder
         this step alone writes (a training's checkpoint); what a killed run left there is removed
-        first, so the step starts over instead of failing on a half-trained checkpoint."""
+        first, so the step starts over instead of failing on a half-trained checkpoint. ``ok``: the
+        exit codes that still answer (`nas refine` stopping at its closest network: 8)."""
         answer = self._claim(key, args, redo)
         if answer is not None:
             return answer
@@ -163,7 +196,7 @@ class Steps:
             shutil.rmtree(cwd / output, ignore_errors=True)
         start = time.perf_counter()
         proc = subprocess.run([*NAS, *args, "--json"], cwd=cwd, capture_output=True, text=True)
-        if proc.returncode != 0:
+        if proc.returncode not in ok:
             raise SystemExit(f"`nas {' '.join(args)}` failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
         with self.lock:
             kept = self._read()
@@ -290,10 +323,11 @@ def plot(figures: dict, fronts: dict[str, list[Point]], path: Path) -> list[str]
                              text=[b["name"] for b in base], textposition="top center", name="papers' networks",
                              marker={"color": "grey", "size": 9}), 1, 1)
     for method in figures["methods"]:
-        runs = [r for r in figures["runs"] if r["method"] == method and r["found"]]
-        fig.add_trace(go.Scatter(x=[r["found"]["latency_ms"] for r in runs], y=[100 * r["found"]["accuracy"] for r in runs],
-                                 mode="markers", name=f"found: {method}", marker={"size": 12, "symbol": "star"},
-                                 legendgroup=method), 1, 1)
+        for which, symbol in (("found", "star"), ("refined", "diamond")):
+            networks = [r[which] for r in figures["runs"] if r["method"] == method and r.get(which)]
+            fig.add_trace(go.Scatter(x=[n["latency_ms"] for n in networks], y=[100 * n["accuracy"] for n in networks],
+                                     mode="markers", name=f"{which}: {method}", marker={"size": 12, "symbol": symbol},
+                                     legendgroup=method), 1, 1)
     for key, points in fronts.items():
         members = front(points)
         fig.add_trace(go.Scatter(x=[p.latency_ms for p in members], y=[100 * p.accuracy for p in members],
@@ -338,6 +372,12 @@ def parse_args() -> argparse.Namespace:
                                                                "class sub-folders (`bench/final_recipe.py` measures "
                                                                "which one tells networks apart) [default: digits]")
     parser.add_argument("--search-args", default="", help="extra `nas search` flags for every run, e.g. '--epochs 2'")
+    parser.add_argument("--refine", choices=("best", "all", "none"), default="best",
+                        help="refine (`nas refine`, NetAdapt) the best found network, every run's, or none; each "
+                             "result is re-trained [default: best]")
+    parser.add_argument("--refine-speedup", type=float, default=1.3,
+                        help="refine to the network's search latency / this [default: 1.3, the speed-up MnasNet's claim asks]")
+    parser.add_argument("--refine-args", default="", help="extra `nas refine` flags [quick: small tuning budgets]")
     parser.add_argument("--retime", action="store_true", help="time the final networks again (kept in --workdir "
                                                               "otherwise; time them on a quiet machine)")
     parser.add_argument("--only", choices=("baselines", "searches"), help="run this stage only (its results are kept)")
@@ -364,6 +404,9 @@ class Bench:
     recipe: tuple[str, ...]  # `nas train`/`nas baselines` flags of the final recipe
     verdict_seeds: int
     search_args: tuple[str, ...]
+    refine: str  # best | all | none
+    refine_speedup: float
+    refine_extra: tuple[str, ...]  # more `nas refine` flags (quick: small budgets)
     workdir: Path
     steps: Steps
     store: Store
@@ -391,7 +434,7 @@ def run_searches(bench: Bench) -> tuple[list[dict], dict[str, list[Point]]]:
                          "proxy_accuracy": chosen.accuracy, "search_latency_ms": chosen.latency_ms,
                          **{k: trained[k] for k in ("accuracy", "params", "macs")}}
             runs.append({"method": method, "seed": seed, "study": key, "trials": len(points),
-                         "search_wall_s": bench.steps.wall_s(step_key("search", key)), "found": found,
+                         "search_wall_s": bench.steps.wall_s(step_key("search", key)), "found": found, "refined": None,
                          "best_proxy_under_target": chosen and chosen.accuracy,
                          "hypervolume": hypervolume(points, 2 * bench.target_ms),
                          "front": [vars(p) for p in front(points)]})
@@ -401,6 +444,33 @@ def run_searches(bench: Bench) -> tuple[list[dict], dict[str, list[Point]]]:
         run["time_to_random_best_s"] = reached
         run["trials_to_random_best"] = None if reached is None else sum(p.elapsed_s <= reached for p in fronts[run["study"]])
     return runs, fronts
+
+
+def run_refinements(bench: Bench, runs: list[dict]) -> None:
+    """MobileNetV3's second step: `nas refine` of the most accurate found network (``best``; each
+    was under the target by its search's measurement, before the side-by-side timing) or of every
+    run's (``all``; one refinement takes 10-20 minutes on this CPU) to its search latency over
+    ``refine_speedup``, weights inherited on the proxy task; each result re-trained from scratch
+    with the final recipe like every network of the table."""
+    found = [r for r in runs if r["found"]]
+    if bench.refine == "best" and found:
+        found = [max(found, key=lambda r: r["found"]["accuracy"])]
+    for run in found if bench.refine != "none" else []:
+        run["refined"] = refine_found(bench, run["study"], run["found"])
+
+
+def refine_found(bench: Bench, study: str, found: dict) -> dict:
+    target_ms = found["search_latency_ms"] / bench.refine_speedup
+    bench.console.print(f"refine {study}: trial {found['trial']} to {target_ms:.2f} ms")
+    args = refine_args(study, found["trial"], target_ms, bench.refine_extra)
+    answer = bench.steps.run(step_key("refine", study), args, bench.workdir, ok=(0, EXIT_NOT_REACHED))
+    trained = bench.steps.train(refined_step(bench.recipe, study), bench.workdir)
+    return {"name": f"{study} refined", "study": study, "refined_from": found["trial"],
+            "arch_file": str(refined_file(study)), "refine_target_ms": target_ms, "refine_reached": answer["reached"],
+            "refine_iterations": answer["iterations"], "refine_speedup": answer["speedup"],
+            "refine_accuracy_change_pts": 100 * (answer["end_accuracy"] - answer["start_accuracy"]),
+            "refine_wall_s": bench.steps.wall_s(step_key("refine", study)),
+            **{k: trained[k] for k in ("accuracy", "params", "macs")}}
 
 
 def run_baselines(bench: Bench) -> list[dict]:
@@ -427,6 +497,9 @@ def time_side_by_side(bench: Bench, baselines: list[dict], runs: list[dict], ret
         if run["found"]:
             arch = resolve_architecture(str(run["found"]["trial"]), bench.store, run["study"])
             networks[run["found"]["name"]] = (run["found"], lambda genotype=arch.genotype: build_model(genotype))
+        if run.get("refined"):
+            arch = resolve_architecture(str(bench.workdir / run["refined"]["arch_file"]), bench.store)
+            networks[run["refined"]["name"]] = (run["refined"], lambda genotype=arch.genotype: build_model(genotype))
     kept = bench.steps.kept("timing")
     if not retime and kept is not None and sorted(kept) == sorted(networks):
         for name, (row, _) in networks.items():
@@ -455,6 +528,8 @@ def main() -> None:
     unknown = [m for m in methods if m not in METHODS]
     if unknown or "random" not in methods:
         raise SystemExit(f"--methods: known {', '.join(METHODS)}, and random must be one of them (got {args.methods})")
+    if args.refine_speedup <= 1:
+        raise SystemExit(f"--refine-speedup must be > 1, got {args.refine_speedup:g}")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="search-quality-"))
     workdir.mkdir(parents=True, exist_ok=True)
     recipe = final_recipe(args.final_data, args.final_resolution or 64, args.final_epochs or (2 if quick else 12))
@@ -464,7 +539,8 @@ def main() -> None:
         seeds=args.seeds or (1 if quick else 2), methods=methods,
         baselines=tuple(args.baselines.split(",") if args.baselines else QUICK_BASELINES if quick else PAPERS + WIDTH_VARIANTS),
         recipe=recipe, verdict_seeds=args.verdict_seeds or (1 if quick else 3),
-        search_args=tuple(args.search_args.split()), workdir=workdir, steps=Steps(workdir),
+        search_args=tuple(args.search_args.split()), refine=args.refine, refine_speedup=args.refine_speedup,
+        refine_extra=tuple(args.refine_args.split()) or (QUICK_REFINE if quick else ()), workdir=workdir, steps=Steps(workdir),
         store=Store.open(f"sqlite:///{workdir / 'nas.db'}"), console=Console(stderr=True))
     bench.console.print(f"work folder {workdir} (pass --workdir to resume there)")
     if args.baselines_from:
@@ -478,10 +554,12 @@ def main() -> None:
     runs, fronts = run_searches(bench)
     if args.only == "searches":
         return
+    run_refinements(bench, runs)
     rows = run_baselines(bench)
     time_side_by_side(bench, rows, runs, args.retime)
     figures = summarize(bench, rows, runs)
-    figures["verdict_over_seeds"] = settle_verdict(bench, rows, runs)
+    figures["verdict_over_seeds"] = settle_verdict(bench, rows, best_found_under(runs, bench.target_ms))
+    figures["refined_verdict_over_seeds"] = settle_verdict(bench, rows, best_found_under(runs, bench.target_ms, "refined"))
     args.results.mkdir(parents=True, exist_ok=True)
     figures["plots"] = plot(figures, fronts, args.results / "search_quality")
     report(figures, bench.console)
@@ -491,8 +569,9 @@ def main() -> None:
         print(json.dumps(figures, indent=2, default=str))
 
 
-def best_found_under(runs: list[dict], target_ms: float) -> dict | None:
-    found = [r["found"] for r in runs if r["found"] and r["found"]["latency_ms"] <= target_ms]
+def best_found_under(runs: list[dict], target_ms: float, which: str = "found") -> dict | None:
+    """The most accurate under the target of the runs' ``which`` networks (``found`` or ``refined``)."""
+    found = [r[which] for r in runs if r.get(which) and r[which]["latency_ms"] <= target_ms]
     return max(found, key=lambda f: f["accuracy"]) if found else None
 
 
@@ -507,19 +586,16 @@ def verdict_rivals(found: dict, baselines: list[dict]) -> list[dict]:
     return [b for b in baselines if b["name"] in picked]
 
 
-def settle_verdict(bench: Bench, rows: list[dict], runs: list[dict]) -> dict | None:
-    """MnasNet's claims again on the mean accuracy of ``verdict_seeds`` trainings of the best found
+def settle_verdict(bench: Bench, rows: list[dict], found: dict | None) -> dict | None:
+    """MnasNet's claims again on the mean accuracy of ``verdict_seeds`` trainings of one found
     network and its rivals: one seed of the final recipe moves a network by several points."""
-    found = best_found_under(runs, bench.target_ms)
     if found is None or bench.verdict_seeds < 2:
         return None
     networks = []
     for row in [found, *verdict_rivals(found, rows)]:
         accuracies = [row["accuracy"]]
         for seed in range(1, bench.verdict_seeds):
-            training = (found_step(bench.recipe, row["study"], row["trial"], seed) if "study" in row  # a found network
-                        else baseline_step(bench.recipe, row["name"], seed))
-            answer = bench.steps.train(training, bench.workdir)
+            answer = bench.steps.train(final_training(bench.recipe, row, seed), bench.workdir)
             accuracies.append((answer[0] if isinstance(answer, list) else answer)["accuracy"])  # baselines: a list
         networks.append({"name": row["name"], "latency_ms": row["latency_ms"], "seed_accuracies": accuracies,
                          "accuracy": statistics.fmean(accuracies), "spread": spread(accuracies)})
@@ -533,8 +609,10 @@ def summarize(bench: Bench, rows: list[dict], runs: list[dict]) -> dict:
         mine = [r for r in runs if r["method"] == method]
         finals = [r["found"]["accuracy"] for r in mine if r["found"] and r["found"]["latency_ms"] <= target]
         times = [r["time_to_random_best_s"] for r in mine]
+        refined = [r["refined"]["accuracy"] for r in mine if r.get("refined") and r["refined"]["latency_ms"] <= target]
         methods_summary[method] = {
             "best_accuracy_under_target": mean(finals), "spread": spread(finals),
+            "refined_accuracy_under_target": mean(refined), "refined_spread": spread(refined),
             "found_over_target": sum(1 for r in mine if r["found"] and r["found"]["latency_ms"] > target),
             "hypervolume": mean([r["hypervolume"] for r in mine]),
             "time_to_random_best_s": statistics.median(times) if all(t is not None for t in times) else None,
@@ -542,18 +620,20 @@ def summarize(bench: Bench, rows: list[dict], runs: list[dict]) -> dict:
             "trials_to_random_best": [r["trials_to_random_best"] for r in mine],
             "trials_per_run": mean([r["trials"] for r in mine]),
         }
-    best_found = best_found_under(runs, target)
+    best_found, best_refined = best_found_under(runs, target), best_found_under(runs, target, "refined")
     under = [b for b in rows if b["latency_ms"] <= target]
     return {
         "settings": {"space": bench.space, "target_latency_ms": target, "budget_s": None if bench.trials else bench.budget_s,
                      "trials_per_run": bench.trials, "seeds": bench.seeds, "verdict_seeds": bench.verdict_seeds,
                      "final_recipe": list(bench.recipe), "search_args": list(bench.search_args),
+                     "refine": bench.refine, "refine_speedup": bench.refine_speedup, "refine_args": list(bench.refine_extra),
                      "latency": "every final network timed side by side in one pass, fastest of 3 rounds",
                      "hypervolume_reference": {"latency_ms": 2 * target, "accuracy": 0.0}},
         "methods": methods_summary,
         "baselines": rows,
         "best_baseline_under_target": max(under, key=lambda b: b["accuracy"])["name"] if under else None,
         "found_vs_best_baseline": compare(best_found, rows) if best_found else None,
+        "refined_vs_best_baseline": compare(best_refined, rows) if best_refined else None,
         "runs": runs,
     }
 
@@ -562,40 +642,43 @@ def report(figures: dict, console: Console) -> None:
     def pct(value: float | None) -> str:
         return "-" if value is None else f"{100 * value:.1f}"
 
+    def claims(c: dict) -> str:
+        delta, ratio = c["accuracy_delta_pts"], c["latency_ratio"]
+        return (f"vs {c['best_baseline_at_equal_or_lower_latency']} (as fast or faster): "
+                f"{'-' if delta is None else format(delta, '+.1f')} pts; "
+                f"vs {c['best_baseline_of_equal_or_lower_accuracy']} (as accurate or less): "
+                f"{'-' if ratio is None else format(ratio, '.2f')}x faster; "
+                f"dominated by (faster and more accurate): {', '.join(c['dominated_by']) or 'none'}")
+
     settings = figures["settings"]
     budget = f"{settings['trials_per_run']} trials" if settings["trials_per_run"] else f"{settings['budget_s']:g} s"
     table = Table(title=f"search methods, T = {settings['target_latency_ms']:g} ms, {budget} a run, {settings['seeds']} seed(s)")
-    for column in ("method", "final acc under T (%)", "spread", "hypervolume", "s to random's best", "reached", "trials/run"):
+    for column in ("method", "final acc under T (%)", "spread", "refined (%)", "hypervolume", "s to random's best",
+                   "reached", "trials/run"):
         table.add_column(column)
     for method, m in figures["methods"].items():
-        table.add_row(method, pct(m["best_accuracy_under_target"]), pct(m["spread"]), f"{m['hypervolume']:.2f}",
+        table.add_row(method, pct(m["best_accuracy_under_target"]), pct(m["spread"]), pct(m["refined_accuracy_under_target"]),
+                      f"{m['hypervolume']:.2f}",
                       "-" if m["time_to_random_best_s"] is None else f"{m['time_to_random_best_s']:.0f}",
                       m["reached_random_best"], f"{m['trials_per_run']:.0f}")
     console.print(table)
     networks = Table(title="every network, re-trained with one recipe")
     for column in ("network", "accuracy (%)", "latency (ms)", "params"):
         networks.add_column(column)
-    found = [r["found"] for r in figures["runs"] if r["found"]]
+    found = [r[which] for r in figures["runs"] for which in ("found", "refined") if r.get(which)]
     for row in sorted(figures["baselines"] + found, key=lambda r: r["latency_ms"]):
         networks.add_row(row["name"], pct(row["accuracy"]), f"{row['latency_ms']:.2f}", f"{row['params'] / 1e6:.2f}M")
     console.print(networks)
-    c = figures["found_vs_best_baseline"]
-    if c:
-        console.print(f"best found {c['found']}: {pct(c['accuracy'])}% at {c['latency_ms']:.2f} ms; "
-                      f"vs {c['best_baseline_at_equal_or_lower_latency']} (as fast or faster): "
-                      f"{'-' if c['accuracy_delta_pts'] is None else format(c['accuracy_delta_pts'], '+.1f')} pts; "
-                      f"vs {c['best_baseline_of_equal_or_lower_accuracy']} (as accurate or less): "
-                      f"{'-' if c['latency_ratio'] is None else format(c['latency_ratio'], '.2f')}x faster; "
-                      f"dominated by (faster and more accurate): {', '.join(c['dominated_by']) or 'none'}")
-    v = figures.get("verdict_over_seeds")
-    if v:
-        means = ", ".join(f"{n['name']} {pct(n['accuracy'])}% ({' / '.join(pct(a) for a in n['seed_accuracies'])})"
-                          for n in v["networks"])
-        console.print(f"over {v['seeds']} seeds: {means}; vs {v['best_baseline_at_equal_or_lower_latency']}: "
-                      f"{'-' if v['accuracy_delta_pts'] is None else format(v['accuracy_delta_pts'], '+.1f')} pts; "
-                      f"vs {v['best_baseline_of_equal_or_lower_accuracy']}: "
-                      f"{'-' if v['latency_ratio'] is None else format(v['latency_ratio'], '.2f')}x faster; "
-                      f"dominated by: {', '.join(v['dominated_by']) or 'none'}")
+    for label, key in (("best found", "found_vs_best_baseline"), ("best refined", "refined_vs_best_baseline")):
+        c = figures.get(key)
+        if c:
+            console.print(f"{label} {c['found']}: {pct(c['accuracy'])}% at {c['latency_ms']:.2f} ms; {claims(c)}")
+    for key in ("verdict_over_seeds", "refined_verdict_over_seeds"):
+        v = figures.get(key)
+        if v:
+            means = ", ".join(f"{n['name']} {pct(n['accuracy'])}% ({' / '.join(pct(a) for a in n['seed_accuracies'])})"
+                              for n in v["networks"])
+            console.print(f"over {v['seeds']} seeds: {means}; {claims(v)}")
 
 
 if __name__ == "__main__":

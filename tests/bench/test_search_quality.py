@@ -70,6 +70,22 @@ def test_every_training_of_a_final_network_has_its_own_checkpoint_folder_and_see
     assert len({output, output2, baseline, _bench.baseline_step(recipe, "resnet18")[2]}) == 4
 
 
+def test_a_refined_network_is_refined_from_its_run_and_trained_from_its_file_with_its_own_folder():
+    recipe = _bench.final_recipe("digits", 64, 12)
+    args = _bench.refine_args("tpe-0", 23, 15.38461, ("--pretrain", "20"))
+    assert args[:4] == ["refine", "23", "--study", "tpe-0"] and args[-2:] == ["--pretrain", "20"]
+    assert args[args.index("--target-latency") + 1] == "15.385ms"
+    assert Path(args[args.index("-o") + 1]) == _bench.refined_file("tpe-0")
+    refined = {"name": "tpe-0 refined", "study": "tpe-0", "refined_from": 23}
+    found = {"name": "tpe-0 trial 23", "study": "tpe-0", "trial": 23}
+    paper = {"name": "resnet18"}
+    trainings = [_bench.final_training(recipe, row, 2) for row in (refined, found, paper)]
+    assert [_bench.parse_step_key(t.key) for t in trainings] == [("train-refined", 2), ("train", 2), ("baseline", 2)]
+    assert trainings[0].args[:2] == ["train", str(_bench.refined_file("tpe-0"))]
+    assert trainings[1].args[:2] == ["train", "23"] and trainings[2].args[:3] == ["baselines", "--models", "resnet18"]
+    assert len({t.output for t in trainings} | {_bench.refined_step(recipe, "tpe-0").output}) == 4
+
+
 def _points(*rows):
     return [Point(elapsed_s=t, accuracy=a, latency_ms=lat, number=i) for i, (t, a, lat) in enumerate(rows)]
 
@@ -134,16 +150,28 @@ def test_quick_run_writes_every_figure_and_resumes_from_its_work_folder(tmp_path
         found = r["found"]
         assert (found is None) == (r["best_proxy_under_target"] is None)
         assert found is None or (found["study"] == r["study"] and found["proxy_accuracy"] == r["best_proxy_under_target"])
+    # the most accurate found network refined (NetAdapt) and re-trained; whether it reached the target is the machine's
+    (refined_run,) = [r for r in runs if r["refined"]]
+    assert refined_run["found"]["accuracy"] == max(r["found"]["accuracy"] for r in runs if r["found"])
+    refined = refined_run["refined"]
+    assert refined["refined_from"] == refined_run["found"]["trial"] and refined["study"] == refined_run["study"]
+    assert (tmp_path / "work" / refined["arch_file"]).is_file() and 0 <= refined["accuracy"] <= 1
+    assert isinstance(refined["refine_reached"], bool) and refined["refine_iterations"] >= 0
+    assert refined["refine_target_ms"] == pytest.approx(refined_run["found"]["search_latency_ms"] / 1.3)
+    assert all("refined_accuracy_under_target" in m for m in first["methods"].values())
     assert {"accuracy_delta_pts", "latency_ratio"} <= set(first["found_vs_best_baseline"])
     verdict = first["verdict_over_seeds"]
     assert verdict["seeds"] == 2 and verdict["networks"][0]["name"] == first["found_vs_best_baseline"]["found"]
-    for network in verdict["networks"]:  # seed 0 is the table's training, seed 1 a second one
+    refined_verdict = first["refined_verdict_over_seeds"]  # every refined network is under a 10 s target
+    assert refined_verdict["networks"][0]["name"] == first["refined_vs_best_baseline"]["found"]
+    for network in verdict["networks"] + refined_verdict["networks"]:  # seed 0: the table's training; seed 1: another
         assert len(network["seed_accuracies"]) == 2
         assert network["accuracy"] == pytest.approx(sum(network["seed_accuracies"]) / 2)
     assert (tmp_path / "results" / "search_quality.json").exists() and (tmp_path / "results" / "search_quality.html").exists()
     again = json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
     # trainings, searches and the side-by-side timing are read back from the folder, not run again
     assert [r["found"] for r in again["runs"]] == [r["found"] for r in runs]
+    assert [r["refined"] for r in again["runs"]] == [r["refined"] for r in runs]
     assert [r["front"] for r in again["runs"]] == [r["front"] for r in runs]
     assert again["baselines"] == first["baselines"]
     assert [n["seed_accuracies"] for n in again["verdict_over_seeds"]["networks"]] == [
