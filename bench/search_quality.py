@@ -449,7 +449,7 @@ def run_searches(bench: Bench) -> tuple[list[dict], dict[str, list[Point]]]:
 def run_refinements(bench: Bench, runs: list[dict]) -> None:
     """MobileNetV3's second step: `nas refine` of the most accurate found network (``best``; each
     was under the target by its search's measurement, before the side-by-side timing) or of every
-    run's (``all``; one refinement takes 10-20 minutes on this CPU) to its search latency over
+    run's (``all``; one refinement took 7-18 minutes on this CPU) to its search latency over
     ``refine_speedup``, weights inherited on the proxy task; each result re-trained from scratch
     with the final recipe like every network of the table."""
     found = [r for r in runs if r["found"]]
