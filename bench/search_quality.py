@@ -375,8 +375,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--refine", choices=("best", "all", "none"), default="best",
                         help="refine (`nas refine`, NetAdapt) the best found network, every run's, or none; each "
                              "result is re-trained [default: best]")
-    parser.add_argument("--refine-speedup", type=float, default=1.3,
-                        help="refine to the network's search latency / this [default: 1.3, the speed-up MnasNet's claim asks]")
+    parser.add_argument("--refine-speedup", type=float,
+                        help="refine to the network's search latency / this [default: 1.3, the speed-up MnasNet's "
+                             "claim asks; quick: 1.05, a step or two]")
     parser.add_argument("--refine-args", default="", help="extra `nas refine` flags [quick: small tuning budgets]")
     parser.add_argument("--retime", action="store_true", help="time the final networks again (kept in --workdir "
                                                               "otherwise; time them on a quiet machine)")
@@ -528,8 +529,9 @@ def main() -> None:
     unknown = [m for m in methods if m not in METHODS]
     if unknown or "random" not in methods:
         raise SystemExit(f"--methods: known {', '.join(METHODS)}, and random must be one of them (got {args.methods})")
-    if args.refine_speedup <= 1:
-        raise SystemExit(f"--refine-speedup must be > 1, got {args.refine_speedup:g}")
+    refine_speedup = args.refine_speedup or (1.05 if quick else 1.3)
+    if refine_speedup <= 1:
+        raise SystemExit(f"--refine-speedup must be > 1, got {refine_speedup:g}")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="search-quality-"))
     workdir.mkdir(parents=True, exist_ok=True)
     recipe = final_recipe(args.final_data, args.final_resolution or 64, args.final_epochs or (2 if quick else 12))
@@ -539,7 +541,7 @@ def main() -> None:
         seeds=args.seeds or (1 if quick else 2), methods=methods,
         baselines=tuple(args.baselines.split(",") if args.baselines else QUICK_BASELINES if quick else PAPERS + WIDTH_VARIANTS),
         recipe=recipe, verdict_seeds=args.verdict_seeds or (1 if quick else 3),
-        search_args=tuple(args.search_args.split()), refine=args.refine, refine_speedup=args.refine_speedup,
+        search_args=tuple(args.search_args.split()), refine=args.refine, refine_speedup=refine_speedup,
         refine_extra=tuple(args.refine_args.split()) or (QUICK_REFINE if quick else ()), workdir=workdir, steps=Steps(workdir),
         store=Store.open(f"sqlite:///{workdir / 'nas.db'}"), console=Console(stderr=True))
     bench.console.print(f"work folder {workdir} (pass --workdir to resume there)")
