@@ -454,9 +454,9 @@ def run_refinements(bench: Bench, runs: list[dict]) -> None:
     ``refine_speedup``, weights inherited on the proxy task; each result re-trained from scratch
     with the final recipe like every network of the table."""
     found = [r for r in runs if r["found"]]
-    if bench.refine == "best" and found:
-        found = [max(found, key=lambda r: r["found"]["accuracy"])]
-    for run in found if bench.refine != "none" else []:
+    if bench.refine == "none" or not found:
+        return
+    for run in found if bench.refine == "all" else [max(found, key=lambda r: r["found"]["accuracy"])]:
         run["refined"] = refine_found(bench, run["study"], run["found"])
 
 
@@ -464,13 +464,14 @@ def refine_found(bench: Bench, study: str, found: dict) -> dict:
     target_ms = found["search_latency_ms"] / bench.refine_speedup
     bench.console.print(f"refine {study}: trial {found['trial']} to {target_ms:.2f} ms")
     args = refine_args(study, found["trial"], target_ms, bench.refine_extra)
-    answer = bench.steps.run(step_key("refine", study), args, bench.workdir, ok=(0, EXIT_NOT_REACHED))
+    key = step_key("refine", study)
+    answer = bench.steps.run(key, args, bench.workdir, ok=(0, EXIT_NOT_REACHED))
     trained = bench.steps.train(refined_step(bench.recipe, study), bench.workdir)
     return {"name": f"{study} refined", "study": study, "refined_from": found["trial"],
             "arch_file": str(refined_file(study)), "refine_target_ms": target_ms, "refine_reached": answer["reached"],
             "refine_iterations": answer["iterations"], "refine_speedup": answer["speedup"],
             "refine_accuracy_change_pts": 100 * (answer["end_accuracy"] - answer["start_accuracy"]),
-            "refine_wall_s": bench.steps.wall_s(step_key("refine", study)),
+            "refine_wall_s": bench.steps.wall_s(key),
             **{k: trained[k] for k in ("accuracy", "params", "macs")}}
 
 

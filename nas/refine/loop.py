@@ -203,14 +203,16 @@ class _Refinement:
             trial = self.study.ask()
         try:
             value = runner(trial, genotype, extra)
-        except Exception:  # the runner stored why
-            self.study.tell(trial, state=TrialState.FAIL)
-            return replace(TrialRecord.from_attrs(trial.user_attrs), number=trial.number, state=TrialState.FAIL.name)
         except KeyboardInterrupt:
             self.study.tell(trial, state=TrialState.FAIL)
             raise
-        self.study.tell(trial, value)
-        return replace(TrialRecord.from_attrs(trial.user_attrs), number=trial.number, state=TrialState.COMPLETE.name)
+        except Exception:  # the runner stored why
+            state = TrialState.FAIL
+            self.study.tell(trial, state=state)
+        else:
+            state = TrialState.COMPLETE
+            self.study.tell(trial, value)
+        return replace(TrialRecord.from_attrs(trial.user_attrs), number=trial.number, state=state.name)
 
     def start(self) -> Kept:
         """The last kept network: the start, trained from scratch, when nothing is saved yet."""
