@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.connection
+import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -160,7 +163,9 @@ def _raise_failed(failed: list[tuple[int, int | None]], workers: int) -> None:
 
 def work(job: WorkerJob) -> None:
     """One worker process: its share of the search, resumed after a database outage; a reason in
-    one line and a non-zero exit when it cannot go on."""
+    one line and a non-zero exit when it cannot go on. It stops as Ctrl-C stops it when the command
+    that started it dies (``kill -9``), rather than searching on unseen."""
+    interrupt_when_orphaned()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
@@ -178,6 +183,24 @@ def work(job: WorkerJob) -> None:
         sys.exit(EXIT_DATABASE.get(getattr(err, "fault", "usage"), EXIT_DATABASE["usage"]))
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
+
+
+def interrupt_when_orphaned() -> None:
+    """Interrupt this process (Ctrl-C's path: the running trial is marked interrupted and queued
+    again) once the process that started it is gone. A worker orphaned by ``kill -9`` of its
+    command would otherwise run its whole share of the budget, and beside the same command run
+    again to resume."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])  # readable once the parent has exited
+        os.kill(os.getpid(), signal.SIGINT)
+
+    # a command started in the background (``nas search ... &``) ignores SIGINT, and its workers inherit that
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    threading.Thread(target=watch, name="nas-orphan-watch", daemon=True).start()
 
 
 def wait_for_database(store: Store, lost: BaseException) -> None:

@@ -1,20 +1,25 @@
 """Worker processes on one study: real PostgreSQL, real spawned processes, cheap estimators."""
 
 import os
+import signal
+import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
-from conftest import free_port
+from conftest import NAS, free_port, wait_for
 from fakes import FAKE_DEVICE, BlockLatency, WidthAccuracy
 from nas import SearchConfig
 from nas.results import load_study, record_genotype
 from nas import workers
+from nas.errors import StudyError
 from nas.workers import WorkerJob, run_workers, shares, work
 from storage import Store, TrialRecord
+from storage.contract import INTERRUPTED
 
 
 def _config(trials: int, study: str) -> SearchConfig:
@@ -86,3 +91,46 @@ def test_the_cli_runs_worker_processes_that_measure_latency(postgres_url, nas_cl
     assert out["ran"] == 4 and out["counts"] == {"COMPLETE": 4}
     records = [TrialRecord.from_trial(t) for t in load_study(Store.open(postgres_url), name).trials]
     assert all(r.latency_source == "measured" and r.latency_ms > 0 for r in records)
+
+
+def _alive_in_group(group: int) -> list[int]:
+    """Processes of process group ``group`` that have not exited (zombies count as exited)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # the command name (field 2) may hold spaces: the fields after its ")" are fixed
+            state, _, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError):
+            continue  # it exited while we looked
+        if int(pgrp) == group and state != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+@pytest.mark.slow
+def test_workers_stop_as_interrupted_when_their_command_is_killed(tmp_path, spawn):
+    """``kill -9`` of ``nas search --workers 2``: its workers stop as Ctrl-C stops them (each running
+    trial FAIL "interrupted" and queued again) instead of running the rest of the budget unseen."""
+    env = {**os.environ, "NO_COLOR": "1", "OMP_NUM_THREADS": "1"}
+    env.pop("NAS_STORAGE", None)
+    command = spawn([*NAS, "search", "--space", "tiny", "--target-latency", "5ms", "--trials", "500", "--workers", "2"],
+                    cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = Store.open(f"sqlite:///{tmp_path / 'nas.db'}")
+
+    def completed() -> int:
+        try:
+            return sum(t.state == TrialState.COMPLETE for t in load_study(store, None).trials)
+        except StudyError:  # no study yet
+            return 0
+
+    wait_for(lambda: completed() >= 2, timeout=300)
+    assert len(_alive_in_group(command.pid)) >= 3  # the command, its two workers (and their measuring children)
+    os.kill(command.pid, signal.SIGKILL)
+    command.wait()
+    wait_for(lambda: not _alive_in_group(command.pid), timeout=120)  # without the fix: ~500 trials later
+    trials = load_study(store, None).trials
+    states = [t.state for t in trials]
+    assert TrialState.RUNNING not in states
+    interrupted = [t for t in trials if t.state == TrialState.FAIL]
+    assert interrupted and all(TrialRecord.from_trial(t).fail_reason == INTERRUPTED for t in interrupted)
+    assert states.count(TrialState.WAITING) == len(interrupted)  # each queued again for the same command
