@@ -1,8 +1,8 @@
-"""Faults, measured: SIGKILLs at random moments of a `tiny` search, a PostgreSQL restart under a
-running search, and the bad-input table.
+"""Faults, measured: SIGKILLs at random moments of a `tiny` search (with one worker and with two),
+a PostgreSQL restart under a running search, and the bad-input table.
 
-    python bench/faults.py            # 20 kills, PostgreSQL down for 30 s (about 20-25 min here)
-    python bench/faults.py --quick    # 3 kills, PostgreSQL down for 5 s (about 5 min)
+    python bench/faults.py            # 20 + 10 kills, PostgreSQL down for 30 s (about 25-30 min here)
+    python bench/faults.py --quick    # 3 + 2 kills, PostgreSQL down for 5 s (about 6 min)
 
 Kill loop: the same `nas search` command is started, SIGKILLed after a random 1-25 s (during
 start-up, sampling, latency timing, training or storing), and started again; after each kill every
@@ -10,6 +10,11 @@ trial that was finished before must still be there, byte-equal (number, params, 
 attributes). Then, once a killed trial is past its heartbeat's grace period, the command runs to
 the end: it must reach the requested count with no trial left RUNNING and no killed trial retried
 more than once.
+
+With `--workers 2` only the command is killed, as `kill -9 PID` or the kernel's OOM killer does:
+its workers must then stop by themselves (each running trial FAIL "interrupted" and queued again)
+within `ORPHAN_WAIT_S`; a study still changing after that counts as workers that outlived their
+command.
 """
 
 from __future__ import annotations
@@ -41,11 +46,13 @@ ROOT = Path(__file__).resolve().parent.parent
 NAS = [sys.executable, "-m", "nas"]
 GRACE_S = 3 * HEARTBEAT_S  # storage.database: a trial is stale after three missed beats
 FINISHED = ("COMPLETE", "PRUNED")
+ORPHAN_WAIT_S = 60.0  # how long the workers of a killed command get to stop
+SETTLE_S = 2.0  # a study unchanged this long, with no trial RUNNING, has no worker left
 
 
-def _search_args(url: str, trials: int) -> list[str]:
+def _search_args(url: str, trials: int, study: str = "faults", workers: int = 1) -> list[str]:
     return [*NAS, "search", "--space", "tiny", "--target-latency", "5ms", "--trials", str(trials), "--epochs", "1",
-            "--resolution", "64", "--study", "faults", "--storage", url, "--json"]
+            "--resolution", "64", "--study", study, "--storage", url, "--workers", str(workers), "--json"]
 
 
 def _env() -> dict[str, str]:
@@ -54,45 +61,71 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _trials(url: str) -> list[optuna.trial.FrozenTrial]:
+def _trials(url: str, study: str = "faults") -> list[optuna.trial.FrozenTrial]:
     try:
-        return optuna.load_study(study_name="faults", storage=url).get_trials(deepcopy=False)
+        return optuna.load_study(study_name=study, storage=url).get_trials(deepcopy=False)
     except KeyError:  # killed before the study was created
         return []
 
 
-def _finished(url: str) -> dict[int, str]:
+def _finished(url: str, study: str = "faults") -> dict[int, str]:
     """Each finished trial as one canonical JSON string: what must never change."""
     return {t.number: json.dumps([t.state.name, t.params, t.values, t.user_attrs], sort_keys=True, default=str)
-            for t in _trials(url) if t.state.name in FINISHED}
+            for t in _trials(url, study) if t.state.name in FINISHED}
 
 
-def kill_loop(url: str, kills: int, trials: int, seed: int) -> dict:
+def _workers_stopped_s(url: str, study: str) -> float | None:
+    """Seconds until the study stops changing with no trial RUNNING (the killed command's workers
+    have stopped), or None when it still changes after ``ORPHAN_WAIT_S``."""
+    start = time.monotonic()
+    last = None
+    while time.monotonic() - start < ORPHAN_WAIT_S:
+        now = [(t.number, t.state.name) for t in _trials(url, study)]
+        if now == last and all(state != "RUNNING" for _, state in now):
+            return round(time.monotonic() - start - SETTLE_S, 1)
+        last = now
+        time.sleep(SETTLE_S)
+    return None
+
+
+def kill_loop(url: str, kills: int, trials: int, seed: int, workers: int = 1) -> dict:
+    study = "faults" if workers == 1 else f"faults-{workers}-workers"
     rng = random.Random(seed)
-    lost = changed = 0
+    lost = changed = outlived = 0
+    stopped_s: list[float] = []
     killed_at: dict[int, float] = {}  # trial number left RUNNING -> when its process was killed
     for _ in range(kills):
-        before = _finished(url)
-        proc = subprocess.Popen(_search_args(url, trials), env=_env(), stdout=subprocess.DEVNULL,
+        before = _finished(url, study)
+        proc = subprocess.Popen(_search_args(url, trials, study, workers), env=_env(), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         time.sleep(rng.uniform(1.0, 25.0))
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        if workers == 1:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        else:  # the command alone: its workers must stop by themselves
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            seconds = _workers_stopped_s(url, study)
+            if seconds is None:
+                outlived += 1
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                stopped_s.append(seconds)
         now = time.time()
-        for t in _trials(url):
+        for t in _trials(url, study):
             if t.state.name == "RUNNING":
                 killed_at.setdefault(t.number, now)
-        after = _finished(url)
+        after = _finished(url, study)
         lost += sum(n not in after for n in before)
         changed += sum(n in after and after[n] != before[n] for n in before)
     if killed_at:  # a killed trial is reaped once it is past the grace period
         time.sleep(max(0.0, max(killed_at.values()) + GRACE_S + 1 - time.time()))
-    before = _finished(url)
-    final = subprocess.run(_search_args(url, trials), env=_env(), capture_output=True, text=True)
-    after = _finished(url)
+    before = _finished(url, study)
+    final = subprocess.run(_search_args(url, trials, study, workers), env=_env(), capture_output=True, text=True)
+    after = _finished(url, study)
     lost += sum(n not in after for n in before)
     changed += sum(n in after and after[n] != before[n] for n in before)
-    all_trials = _trials(url)
+    all_trials = _trials(url, study)
     reap_s = [t.datetime_complete.timestamp() - killed_at[t.number] for t in all_trials
               if t.number in killed_at and t.datetime_complete is not None]
     retried = [t.system_attrs.get("failed_trial") for t in all_trials if "failed_trial" in t.system_attrs]
@@ -104,6 +137,8 @@ def kill_loop(url: str, kills: int, trials: int, seed: int) -> dict:
         "killed_running": len(killed_at),
         "duplicate_trials": len(retried) - len(set(retried)),  # a killed trial retried more than once
         "max_reap_s": round(max(reap_s), 1) if reap_s else None,
+        **({"workers": workers, "workers_outlived_command": outlived,
+            "max_workers_stop_s": max(stopped_s) if stopped_s else None} if workers > 1 else {}),
     }
 
 
@@ -156,16 +191,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     kills, trials, down_s = (3, 4, 5.0) if args.quick else (20, 12, 30.0)
+    worker_kills = 2 if args.quick else 10
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     start = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="nas-bench-faults-"))
     try:
         loop = kill_loop(f"sqlite:///{work / 'nas.db'}", kills, trials, args.seed)
+        workers_loop = kill_loop(f"sqlite:///{work / 'nas.db'}", worker_kills, 2 * trials, args.seed, workers=2)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     restart = postgres_restart(down_s)
     table_figures = bad_inputs()
-    figures = {**loop, **table_figures, "postgres_restart": restart, "quick": args.quick,
+    figures = {**loop, "workers_kill_loop": workers_loop, **table_figures, "postgres_restart": restart, "quick": args.quick,
                "wall_s": round(time.perf_counter() - start, 1)}
     table = Table(title="faults")
     table.add_column("figure")

@@ -165,10 +165,10 @@ def work(job: WorkerJob) -> None:
     """One worker process: its share of the search, resumed after a database outage; a reason in
     one line and a non-zero exit when it cannot go on. It stops as Ctrl-C stops it when the command
     that started it dies (``kill -9``), rather than searching on unseen."""
-    interrupt_when_orphaned()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
+        interrupt_when_orphaned()  # inside: an interrupt from it may land at once
         for _ in range(RESUMES + 1):
             try:
                 run_search(job.config, job.store, top=0, accuracy=job.accuracy, latency=job.latency, share=job.share)
