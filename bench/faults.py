@@ -135,6 +135,7 @@ def kill_loop(url: str, kills: int, trials: int, seed: int, workers: int = 1) ->
         "completed_lost": lost, "completed_changed": changed,
         "running_left": sum(t.state.name == "RUNNING" for t in all_trials),
         "killed_running": len(killed_at),
+        "trials_stopped_by_kills": sum(t.state.name == "FAIL" for t in all_trials),  # reaped or interrupted
         "duplicate_trials": len(retried) - len(set(retried)),  # a killed trial retried more than once
         "max_reap_s": round(max(reap_s), 1) if reap_s else None,
         **({"workers": workers, "workers_outlived_command": outlived,
@@ -190,14 +191,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 kills and a 5 s PostgreSQL outage")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    kills, trials, down_s = (3, 4, 5.0) if args.quick else (20, 12, 30.0)
+    # budgets the kills do not finish first, so most kills land on a running trial
+    kills, trials, down_s = (3, 4, 5.0) if args.quick else (20, 60, 30.0)
     worker_kills = 2 if args.quick else 10
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     start = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="nas-bench-faults-"))
     try:
         loop = kill_loop(f"sqlite:///{work / 'nas.db'}", kills, trials, args.seed)
-        workers_loop = kill_loop(f"sqlite:///{work / 'nas.db'}", worker_kills, 2 * trials, args.seed, workers=2)
+        workers_loop = kill_loop(f"sqlite:///{work / 'nas.db'}", worker_kills, trials, args.seed, workers=2)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     restart = postgres_restart(down_s)

@@ -11,6 +11,7 @@ database that goes away for a while. ``--runner ray`` hands the trials to Ray Tu
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -37,6 +38,8 @@ RUNNERS = ("local", "ray")
 DATABASE_WAIT_S = 60.0  # a worker waits this long for a lost database, then exits with one line
 RESUMES = 5  # and resumes at most this often after the database came back
 POLL_S = 1.0  # how often the command looks for trials its workers finished (for the progress bar)
+STOP_WAIT_S = 30.0  # an interrupted worker gets this long to store its trial, then it is killed
+REPEAT_S = 10.0  # how often an interrupt is repeated to a worker that has not stopped
 # what a lost connection raises: our storage, Optuna's (it wraps SQLAlchemy's) and SQLAlchemy's own
 _LOST = (StorageError, optuna.exceptions.StorageInternalError, OperationalError, InterfaceError)
 
@@ -124,15 +127,14 @@ def run_workers(config: SearchConfig, store: Store, workers: int, observer: Sear
     processes = [context.Process(target=work, args=(WorkerJob(config, store, accuracy, latency, share, i),),
                                  name=f"nas-worker-{i}")
                  for i, share in enumerate(shares(remaining, workers)) if share != 0]
-    for process in processes:
-        process.start()
     try:
+        for process in processes:
+            process.start()
         while running := [p.sentinel for p in processes if p.is_alive()]:
             multiprocessing.connection.wait(running, timeout=POLL_S)
             _tell_observer(study, observer, finished)
-    except KeyboardInterrupt:  # the workers got the same Ctrl-C: each marks its trial interrupted and queues it
-        for process in processes:
-            process.join(30)
+    except KeyboardInterrupt:  # Ctrl-C reached the workers too; SIGTERM, or Ctrl-C in the background, only this process
+        stop_workers(processes)
         raise
     _tell_observer(study, observer, finished)
     failed = [(i, p.exitcode) for i, p in enumerate(processes) if p.exitcode != 0]
@@ -140,6 +142,26 @@ def run_workers(config: SearchConfig, store: Store, workers: int, observer: Sear
         _raise_failed(failed, len(processes))
     ran = len(study.get_trials(deepcopy=False, states=FINISHED)) - finished_before
     return search_result(config, store, study, latency, top, ran, start)
+
+
+def stop_workers(processes: list[multiprocessing.process.BaseProcess]) -> None:
+    """Interrupt the workers still running and wait while they store their trials, repeating the
+    interrupt every ``REPEAT_S`` (a worker ignores a repeat sooner, so a terminal's Ctrl-C followed
+    by this one interrupts it once); one still running after ``STOP_WAIT_S`` is killed (the
+    heartbeat reaps its trial). Python joins a command's worker processes before it exits, so
+    without this a SIGTERM left the command waiting for its workers to run the whole budget."""
+    started = [p for p in processes if p.pid is not None]
+    deadline = time.monotonic() + STOP_WAIT_S
+    while (alive := [p for p in started if p.is_alive()]) and time.monotonic() < deadline:
+        for process in alive:
+            process.terminate()
+        repeat_at = min(time.monotonic() + REPEAT_S, deadline)
+        for process in alive:
+            process.join(max(0.0, repeat_at - time.monotonic()))
+    for process in started:
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 def _tell_observer(study: optuna.Study, observer: SearchObserver | None, seen: set[int]) -> None:
@@ -163,12 +185,12 @@ def _raise_failed(failed: list[tuple[int, int | None]], workers: int) -> None:
 
 def work(job: WorkerJob) -> None:
     """One worker process: its share of the search, resumed after a database outage; a reason in
-    one line and a non-zero exit when it cannot go on. It stops as Ctrl-C stops it when the command
-    that started it dies (``kill -9``), rather than searching on unseen."""
+    one line and a non-zero exit when it cannot go on; interrupted (``take_interrupts``), it stores
+    its trial as Ctrl-C does and exits 130."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
-        interrupt_when_orphaned()  # inside: an interrupt from it may land at once
+        take_interrupts()  # inside: an interrupt may land at once
         for _ in range(RESUMES + 1):
             try:
                 run_search(job.config, job.store, top=0, accuracy=job.accuracy, latency=job.latency, share=job.share)
@@ -185,21 +207,50 @@ def work(job: WorkerJob) -> None:
         sys.exit(EXIT_INTERRUPTED)
 
 
-def interrupt_when_orphaned() -> None:
-    """Interrupt this process (Ctrl-C's path: the running trial is marked interrupted and queued
-    again) once the process that started it is gone. A worker orphaned by ``kill -9`` of its
-    command would otherwise run its whole share of the budget, and beside the same command run
-    again to resume."""
+class _Interrupts:
+    """A worker's SIGINT and SIGTERM: Ctrl-C's path (the running trial marked interrupted and queued
+    again), a repeat within ``REPEAT_S`` ignored so that it cannot break that bookkeeping halfway
+    (the terminal's Ctrl-C and the command's own reach a worker together). Later repeats get
+    through: Python drops an interrupt that lands inside a finalizer."""
+
+    def __init__(self) -> None:
+        self.last = -math.inf
+
+    def __call__(self, signum: int, frame: object) -> None:
+        now = time.monotonic()
+        if now - self.last >= REPEAT_S:
+            self.last = now
+            raise KeyboardInterrupt
+
+
+def _drop_lost_interrupt(unraisable: sys.UnraisableHookArgs) -> None:
+    """Python prints an interrupt it dropped inside a finalizer as a traceback; it is repeated anyway."""
+    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
+
+
+def take_interrupts() -> None:
+    """In a worker process: SIGINT and SIGTERM interrupt it (its command sends SIGTERM when it is
+    interrupted itself; a command started in the background ignores SIGINT, and its workers
+    inherited that), and so does the end of the command that started it (``kill -9``), repeated
+    until it stops, then a kill after ``STOP_WAIT_S``: an orphaned worker would run its whole share
+    of the budget unseen, beside the same command run again to resume."""
     parent = multiprocessing.parent_process()
-    if parent is None:
+    if parent is None:  # not a worker process (``work`` called in-process): leave its signals alone
         return
 
     def watch() -> None:
         multiprocessing.connection.wait([parent.sentinel])  # readable once the parent has exited
-        os.kill(os.getpid(), signal.SIGINT)
+        deadline = time.monotonic() + STOP_WAIT_S
+        while time.monotonic() < deadline:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(REPEAT_S)
+        os.kill(os.getpid(), signal.SIGKILL)  # the heartbeat reaps its trial
 
-    # a command started in the background (``nas search ... &``) ignores SIGINT, and its workers inherit that
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    interrupts = _Interrupts()
+    signal.signal(signal.SIGINT, interrupts)
+    signal.signal(signal.SIGTERM, interrupts)
+    sys.unraisablehook = _drop_lost_interrupt
     threading.Thread(target=watch, name="nas-orphan-watch", daemon=True).start()
 
 
