@@ -1,8 +1,8 @@
 """Faults, measured: SIGKILLs at random moments of a `tiny` search (with one worker and with two),
 a PostgreSQL restart under a running search, and the bad-input table.
 
-    python bench/faults.py            # 20 + 10 kills, PostgreSQL down for 30 s (about 25-30 min here)
-    python bench/faults.py --quick    # 3 + 2 kills, PostgreSQL down for 5 s (about 6 min)
+    python bench/faults.py            # 20 + 10 kills, PostgreSQL down for 30 s (9.3 min here)
+    python bench/faults.py --quick    # 3 + 2 kills, PostgreSQL down for 5 s (a few minutes)
 
 Kill loop: the same `nas search` command is started, SIGKILLed after a random 1-25 s (during
 start-up, sampling, latency timing, training or storing), and started again; after each kill every
