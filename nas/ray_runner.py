@@ -21,7 +21,9 @@ import logging
 import math
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -201,9 +203,15 @@ def _anywhere(store: Store) -> Store:
 def start_ray(address: str | None, cpus: int | None) -> bool:
     """Connect to the cluster at ``address``, or start Ray on this machine with its CPUs (or
     ``cpus``) and no dashboard, so nothing listens beyond what Ray itself needs. Returns whether
-    this call started Ray (and so should stop it)."""
+    this call started Ray (and so should stop it).
+
+    The process's SIGTERM handler is put back afterwards: Ray's driver installs one that prints a
+    stack dump and aborts (exit -6), where a terminated search takes Ctrl-C's path (exit 143, the
+    running trials queued again)."""
     if ray.is_initialized():
         return False
+    main_thread = threading.current_thread() is threading.main_thread()
+    on_sigterm = signal.getsignal(signal.SIGTERM) if main_thread else None
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's classic output, which verbose=0 silences
     quiet = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
                  # trials run in this command's folder, not Tune's trial folder: relative paths (the
@@ -213,6 +221,8 @@ def start_ray(address: str | None, cpus: int | None) -> bool:
         ray.init(address=address, **quiet)
     else:
         ray.init(num_cpus=cpus or os.cpu_count(), **quiet)
+    if on_sigterm is not None:
+        signal.signal(signal.SIGTERM, on_sigterm)
     return True
 
 

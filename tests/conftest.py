@@ -123,3 +123,17 @@ def wait_for(predicate, timeout: float = 120.0, interval: float = 0.2) -> None:
             return
         time.sleep(interval)
     raise AssertionError("condition not met in time")
+
+
+def completed_trials(database: Path) -> int:
+    """COMPLETE trials of the only study in the SQLite file ``database``; 0 before there is one."""
+    from optuna.trial import TrialState
+
+    from nas.errors import StudyError
+    from nas.results import load_study
+    from storage import Store
+
+    try:
+        return sum(t.state == TrialState.COMPLETE for t in load_study(Store.open(f"sqlite:///{database}"), None).trials)
+    except StudyError:
+        return 0

@@ -11,13 +11,13 @@ import sqlalchemy
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
-from conftest import NAS, free_port, wait_for
+from conftest import NAS, completed_trials, free_port, wait_for
 from fakes import FAKE_DEVICE, BlockLatency, WidthAccuracy
 from nas import SearchConfig
 from nas.results import load_study, record_genotype
 from nas.study import counts_against_budget
 from nas import workers
-from nas.errors import EXIT_TERMINATED, StudyError
+from nas.errors import EXIT_TERMINATED
 from nas.workers import WorkerJob, run_workers, shares, work
 from storage import Store, TrialRecord
 from storage.contract import INTERRUPTED
@@ -120,21 +120,14 @@ def test_workers_stop_as_interrupted_when_their_command_is_killed_or_terminated(
     command = spawn([*NAS, "search", "--space", "tiny", "--target-latency", "5ms", "--trials", "500", "--workers", "2"],
                     cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     store = Store.open(f"sqlite:///{tmp_path / 'nas.db'}")
-
-    def completed() -> int:
-        try:
-            return sum(t.state == TrialState.COMPLETE for t in load_study(store, None).trials)
-        except StudyError:  # no study yet
-            return 0
-
-    wait_for(lambda: completed() >= 2, timeout=300)
+    wait_for(lambda: completed_trials(tmp_path / "nas.db") >= 2, timeout=300)
     assert len(_alive_in_group(command.pid)) >= 3  # the command, its two workers (and their measuring children)
     os.kill(command.pid, getattr(signal, how))
     _, err = command.communicate(timeout=120)  # without the fix, after a SIGTERM: ~500 trials later
     if how == "SIGTERM":
         assert command.returncode == EXIT_TERMINATED and "\ninterrupted: " in err and "Traceback" not in err, err
     wait_for(lambda: not _alive_in_group(command.pid), timeout=120)  # without the fix, after a SIGKILL: likewise
-    assert completed() < 500
+    assert completed_trials(tmp_path / "nas.db") < 500
     # an interrupt inside the trial pipeline marks the trial interrupted and queues it again; one that
     # lands in Optuna's own steps around it leaves a FAIL without a reason (neither counts against
     # --trials), or, inside Optuna's tell, a trial RUNNING that a later run's heartbeat check reaps
