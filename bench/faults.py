@@ -101,10 +101,10 @@ def kill_loop(url: str, kills: int, trials: int, seed: int, workers: int = 1) ->
         time.sleep(rng.uniform(1.0, 25.0))
         if workers == 1:
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
         else:  # the command alone: its workers must stop by themselves
             os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+        proc.wait()
+        if workers > 1:
             seconds = _workers_stopped_s(url, study)
             if seconds is None:
                 outlived += 1

@@ -210,8 +210,7 @@ def start_ray(address: str | None, cpus: int | None) -> bool:
     running trials queued again)."""
     if ray.is_initialized():
         return False
-    main_thread = threading.current_thread() is threading.main_thread()
-    on_sigterm = signal.getsignal(signal.SIGTERM) if main_thread else None
+    on_sigterm = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's classic output, which verbose=0 silences
     quiet = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
                  # trials run in this command's folder, not Tune's trial folder: relative paths (the

@@ -157,10 +157,10 @@ def test_quick_run_writes_every_figure_and_resumes_from_its_work_folder(tmp_path
     assert refined["refined_from"] == refined_run["found"]["trial"] and refined["study"] == refined_run["study"]
     assert (tmp_path / "work" / refined["arch_file"]).is_file()
     done = json.loads((tmp_path / "work" / "steps.json").read_text())["done"]
-    refinement = done[f"refine/{refined['study']}"]["answer"]  # what `nas refine --json` answered
+    refinement = done[_bench.step_key("refine", refined["study"])]["answer"]  # what `nas refine --json` answered
     assert refined["refine_reached"] is refinement["reached"]
     assert refined["refine_iterations"] == refinement["iterations"] == len(refinement["path"]) - 1  # start + one a step
-    assert refined["accuracy"] == done[f"train-refined/{refined['study']}"]["answer"]["accuracy"]
+    assert refined["accuracy"] == done[_bench.step_key("train-refined", refined["study"])]["answer"]["accuracy"]
     assert refined["refine_target_ms"] == pytest.approx(refined_run["found"]["search_latency_ms"] / 1.05)  # quick
     assert all("refined_accuracy_under_target" in m for m in first["methods"].values())
     assert {"accuracy_delta_pts", "latency_ratio"} <= set(first["found_vs_best_baseline"])
