@@ -9,8 +9,8 @@ the networks measured 1.09x). So a proposal's saving is the layers it changes, e
 the parent's layer in interleaved rounds (the fastest round of each kept), a per-layer table built
 for the pair at hand. Savings are not scaled by whole / sum of layers: what a whole network pays
 beyond its layers is per network, not per channel (scaled, the same run overstated savings by 19%).
-No whole network is timed while proposals are priced; the loop confirms a result that the
-savings say meets the target by timing it beside the start (``nas.refine.loop``).
+No whole network is timed while proposals are priced; the loop times each kept network beside
+the start before the next iteration prices from it (``nas.refine.loop``).
 """
 
 from __future__ import annotations
