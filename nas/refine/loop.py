@@ -7,8 +7,9 @@ parent's (``nas.refine.latency``), inherits its parent's
 weights, is fine-tuned briefly and scored; the one kept maximises accuracy change per ms saved
 (MobileNetV3) or accuracy (NetAdapt). Before each iteration the network kept last is timed beside
 the start and re-anchored on the measured ratio, and the start's own latency (the anchor) is the
-fastest of all its measurements, so neither the savings' errors nor one slow measurement of the
-start carry through the run; the run stops once the kept network measures at the target.
+fastest of all its measurements (unless the caller gave it), so neither the savings' errors nor one
+slow measurement of the start carry through the run; the run stops once the kept network measures
+at the target.
 The result is fine-tuned longer, then it and the start (given the same fine-tuning) are measured
 for real. Every network is a trial of the refinement's own study, through the trial runner; each
 kept network's weights are saved beside the database, so an interrupted refinement resumes after
@@ -279,15 +280,17 @@ class _Refinement:
     def confirm(self, kept: Kept) -> Kept:
         """``kept`` with its latency re-anchored on a real measurement: it and the start timed side by
         side, the start's anchored figure times their ratio. The savings that led to it are layer
-        timings; this is where the whole network answers for them. The anchor becomes the start's
-        fastest measurement so far: interference only adds time, and the anchor measured when the
-        study was made may have caught a slow moment (seen: 24% over the start's speed, after which
-        every proposal was priced 1.4 ms too slow and the result cut far below the target)."""
+        timings; this is where the whole network answers for them. An anchor the refinement measured
+        itself becomes the start's fastest measurement so far: interference only adds time, and the
+        one taken when the study was made may have caught a slow moment (seen: 24% over the start's
+        speed, after which every proposal was priced 1.4 ms too slow and the result cut far below the
+        target). A caller's figure (``start_latency_ms``) is kept: the caller set the target on it."""
         networks = [self.arch.genotype] + ([kept.genotype] if kept.genotype.key != self.arch.genotype.key else [])
         measured = measure_networks(networks, self.config.latency, f"confirm iteration {kept.iteration} beside the start",
                                     self.progress, timer=ISOLATED)
         start_m, kept_m = measured[0], measured[-1]
-        self.start_ms = min(self.start_ms, start_m.latency_ms)
+        if self.config.start_latency_ms is None:
+            self.start_ms = min(self.start_ms, start_m.latency_ms)
         return replace(kept, latency_ms=self.start_ms * kept_m.latency_ms / start_m.latency_ms)
 
     def finish(self, kept: Kept) -> tuple[TrialRecord, TrialRecord]:

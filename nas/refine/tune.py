@@ -72,7 +72,7 @@ class Kept:
     iteration: int
     trial: int  # its trial in the refinement's study
     genotype: Genotype
-    latency_ms: float  # the start's measurement less the savings of each step (re-anchored when confirmed)
+    latency_ms: float  # its parent's measured latency less its savings; measured once confirmed (``loop``)
     accuracy: float
     model: torch.nn.Module
 
