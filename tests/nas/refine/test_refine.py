@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
 import json
+from dataclasses import replace
 
 import optuna
 import pytest
