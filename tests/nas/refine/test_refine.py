@@ -133,7 +133,7 @@ def test_a_failed_proposal_is_stored_fail_with_why_and_the_refinement_goes_on(tm
 
 def test_a_start_latency_the_caller_measured_anchors_the_refinement(tmp_path, one_thread):
     """A bench measures the start side by side with the result and sets the target on that figure;
-    the refinement anchors on it throughout. Tiny runs in about a millisecond: anchored on 50 ms,
+    the refinement anchors on it throughout. Tiny runs in a few milliseconds: anchored on 50 ms,
     no layer of it saves the 1.5 ms the first iteration asks for."""
     store = Store.open(f"sqlite:///{tmp_path / 'nas.db'}")
     config = RefineConfig(**{**FAST, "target_latency_ms": 48.0, "long_tune": 0, "start_latency_ms": 50.0})
@@ -149,7 +149,7 @@ def test_a_start_latency_the_caller_measured_anchors_the_refinement(tmp_path, on
 def test_a_start_latency_refine_measured_too_slow_is_corrected_by_a_faster_measurement(tmp_path, one_thread):
     """The start's latency stored when the study was made may have caught a slow moment; each
     iteration times the start again and anchors on the fastest. Here the stored figure is 50 ms
-    (left by a run that was interrupted; tiny runs in about a millisecond): resumed without a
+    (left by a run that was interrupted; tiny runs in a few milliseconds): resumed without a
     caller's figure, the first measurement corrects it and nothing needs cutting to meet 48 ms.
     Anchored on 50 ms, the run would end "not reached" (the test above)."""
     store = Store.open(f"sqlite:///{tmp_path / 'nas.db'}")
