@@ -35,6 +35,9 @@ def _print(result: RefineResult) -> None:
 def refine(
     ref: Annotated[str, typer.Argument(help="a trial number (of --study), a paper network name or an architecture file")],
     target_latency: Annotated[str, typer.Option("--target-latency", help="latency to reach on this device, e.g. 15ms")],
+    start_latency: Annotated[Optional[str], typer.Option(
+        "--start-latency", help="the start's latency as measured elsewhere (its search), e.g. 20ms: the refinement "
+                                "anchors on it [default: measured]")] = None,
     decay: Annotated[float, typer.Option(help="each iteration's cut is the last one's times this (NetAdapt)")] = 0.96,
     step_fraction: Annotated[float, typer.Option(help="the first iteration's cut, as a fraction of the start's latency")] = 0.025,
     short_tune: Annotated[int, typer.Option(help="fine-tuning steps per proposal")] = 40,
@@ -72,7 +75,7 @@ def refine(
     config = RefineConfig(parse_latency_ms(target_latency), decay=decay, step_fraction=step_fraction, short_tune=short_tune,
                           long_tune=long_tune, pretrain=pretrain, select=select, data=data, proxy_resolution=proxy_resolution,
                           seed=seed, latency=LatencySettings(resolution=resolution or arch.input_size(), threads=threads),
-                          study=refine_study)
+                          study=refine_study, start_latency_ms=parse_latency_ms(start_latency, "--start-latency") if start_latency else None)
     try:
         if as_json:
             result = run_refine(arch, config, store)

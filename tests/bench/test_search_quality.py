@@ -72,9 +72,9 @@ def test_every_training_of_a_final_network_has_its_own_checkpoint_folder_and_see
 
 def test_a_refined_network_is_refined_from_its_run_and_trained_from_its_file_with_its_own_folder():
     recipe = _bench.final_recipe("digits", 64, 12)
-    args = _bench.refine_args("tpe-0", 23, 15.38461, ("--pretrain", "20"))
+    args = _bench.refine_args("tpe-0", 23, 20.0, 15.38461, ("--pretrain", "20"))
     assert args[:4] == ["refine", "23", "--study", "tpe-0"] and args[-2:] == ["--pretrain", "20"]
-    assert args[args.index("--target-latency") + 1] == "15.385ms"
+    assert args[args.index("--target-latency") + 1] == "15.385ms" and args[args.index("--start-latency") + 1] == "20.000ms"
     assert Path(args[args.index("-o") + 1]) == _bench.refined_file("tpe-0")
     refined = {"name": "tpe-0 refined", "study": "tpe-0", "refined_from": 23}
     found = {"name": "tpe-0 trial 23", "study": "tpe-0", "trial": 23}

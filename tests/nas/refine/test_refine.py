@@ -96,6 +96,8 @@ def tiny_file(tmp_path, monkeypatch):
     (["--target-latency", "5ms", "--select", "best"], "--select: unknown 'best'"),
     (["--target-latency", "5ms", "--decay", "1.5"], "--decay must be in (0, 1]"),
     (["--target-latency", "5ms", "--short-tune", "-1"], "--short-tune must be >= 0"),
+    (["--target-latency", "5ms", "--start-latency", "0ms"], "--start-latency: '0ms' must be greater than zero"),
+    (["--target-latency", "5ms", "--start-latency", "4ms"], "already runs in 4.00 ms"),
 ])
 def test_bad_input_is_one_line_and_stores_nothing(tiny_file, tmp_path, flags, message, monkeypatch, capsys):
     code, stderr = run_nas(["refine", tiny_file, "--resolution", "64", *flags], monkeypatch, capsys)
