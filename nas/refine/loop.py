@@ -31,7 +31,7 @@ from nas.architecture import Architecture
 from nas.data import BUILTIN, load_proxy_data
 from nas.errors import UsageError
 from nas.estimators import LatencyEstimate
-from nas.latency import ISOLATED, LatencySettings, device_fingerprint, measure_network, measure_networks
+from nas.latency import ISOLATED, LatencySettings, Timer, device_fingerprint, measure_networks
 from nas.notes import artifact_dir
 from nas.proxy import TuneSettings, proxy_genotype
 from nas.recipe import check_input_size
@@ -157,8 +157,9 @@ class _Known:
 class _Refinement:
     """One refinement's study, latencies, runner settings and saved iterations."""
 
-    def __init__(self, start: Architecture, config: RefineConfig, store: Store, progress: Progress | None) -> None:
-        self.arch, self.config, self.store, self.progress = start, config, store, progress
+    def __init__(self, start: Architecture, config: RefineConfig, store: Store, progress: Progress | None,
+                 timer: Timer) -> None:
+        self.arch, self.config, self.store, self.progress, self.timer = start, config, store, progress, timer
         check_input_size(config.latency.resolution, start.genotype.total_stride)
         self.data = load_proxy_data(config.data, config.proxy_resolution)
         self.name = config.study_name(start.name)
@@ -170,7 +171,7 @@ class _Refinement:
                                    optuna.pruners.NopPruner(), on_create=self._measure_start)
         fail_abandoned(self.study, store)  # under the study's lock (``refine``): a RUNNING trial's process is gone
         self.start_ms = StudyRecord.from_study(self.study).base_latency_ms
-        self.latency = SideBySideLatency(config.latency, self.start_ms, self._latency_progress)
+        self.latency = SideBySideLatency(config.latency, self.start_ms, self._latency_progress, timer=timer)
         self.folder = artifact_dir(store.url) / self.name
         self.reward = Reward("soft", config.target_latency_ms)
 
@@ -178,9 +179,8 @@ class _Refinement:
         """Before the study exists: the start's real latency, which the target must be below."""
         start_ms = self.config.start_latency_ms
         if start_ms is None:
-            self._report("measure the start network", 0, 1)
-            start_ms = measure_network(self.arch.genotype, self.config.latency).latency_ms
-            self._report("measure the start network", 1, 1)
+            start_ms = measure_networks([self.arch.genotype], self.config.latency, "measure the start network",
+                                        self.progress, timer=self.timer)[0].latency_ms
         if self.config.target_latency_ms >= start_ms:
             raise UsageError(f"{self.arch.name} already runs in {start_ms:.2f} ms on this device, at or under "
                              f"--target-latency {self.config.target_latency_ms:g}ms: nothing to refine")
@@ -287,7 +287,7 @@ class _Refinement:
         target). A caller's figure (``start_latency_ms``) is kept: the caller set the target on it."""
         networks = [self.arch.genotype] + ([kept.genotype] if kept.genotype.key != self.arch.genotype.key else [])
         measured = measure_networks(networks, self.config.latency, f"confirm iteration {kept.iteration} beside the start",
-                                    self.progress, timer=ISOLATED)
+                                    self.progress, timer=self.timer)
         start_m, kept_m = measured[0], measured[-1]
         if self.config.start_latency_ms is None:
             self.start_ms = min(self.start_ms, start_m.latency_ms)
@@ -302,7 +302,7 @@ class _Refinement:
             return baselines[-1], finals[-1]
         start = Kept.load(self.folder / "iteration-0.safetensors", self.data, self.config.proxy_resolution)
         start_m, end_m = measure_networks([start.genotype, kept.genotype], self.config.latency, "measure start and result",
-                                          self.progress, timer=ISOLATED)
+                                          self.progress, timer=self.timer)
         device = self.latency.device
         records = []
         for origin, measured, extra in (
@@ -331,11 +331,13 @@ class _Refinement:
         return tuple(reversed(steps))
 
 
-def refine(start: Architecture, config: RefineConfig, store: Store, progress: Progress | None = None) -> RefineResult:
+def refine(start: Architecture, config: RefineConfig, store: Store, progress: Progress | None = None, *,
+           timer: Timer = ISOLATED) -> RefineResult:
     """Refine ``start`` to ``config.target_latency_ms`` (resuming its study when one is stored), holding
-    the study's lock throughout: a second refinement of the same study is refused, not interleaved."""
+    the study's lock throughout: a second refinement of the same study is refused, not interleaved.
+    ``timer`` times layers and whole networks (whole ones in the measuring child by default)."""
     with study_lock(store, config.study_name(start.name)):
-        run = _Refinement(start, config, store, progress)
+        run = _Refinement(start, config, store, progress, timer)
         kept, reason = run.start(), None
         while True:
             kept = run.confirm(kept)  # measured: the schedule goes on from the measured figure
