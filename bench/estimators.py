@@ -32,7 +32,8 @@ from storage import Store
 from storage import reference as reference_store
 
 STORAGE = f"sqlite:///{Path(__file__).parent / '.estimators.db'}"
-ESTIMATORS = ("params", "macs", "synflow", "naswot", "grad_norm", "snip", "zen", "train:epochs=1", "train")
+ESTIMATORS = ("params", "macs", "synflow", "naswot", "grad_norm", "snip", "zen",
+              "train:epochs=1,score=validation", "train:epochs=1")  # the last: progressive validation
 
 
 def search_rate(estimator: str, trials: int) -> dict:

@@ -6,6 +6,14 @@ last feature map is at least 2x2, as CIFAR variants of ImageNet networks do.
 
 Networks train in channels-last layout: oneDNN's depthwise convolutions and their gradients are
 much faster in it on a CPU (``bench/layout.py``).
+
+A one-epoch training is scored by progressive validation (Blum, Kalai and Langford 1999): each
+batch of the epoch's second half is scored as it arrives, before the step that learns from it, so
+every scored image is one the network has not seen. Against the estimators' reference this ranks
+networks better than accuracy on the validation split after training (Kendall tau 0.80 against
+0.71, mean of four seeds; ``bench/estimator_seeds.py``): it scores twice as many images, and in
+the BatchNorm mode the network trained in, where running statistics that trail 45 steps of fast
+change can sink a network's validation accuracy to chance.
 """
 
 from __future__ import annotations
@@ -26,6 +34,10 @@ from search_spaces import Genotype, build_model
 
 StepHook = Callable[[int, int], None]  # (steps done, steps in all)
 
+PROGRESSIVE = "progressive"  # the second half of a one-epoch training, each batch scored before its step
+VALIDATION = "validation"  # the validation split after each epoch
+SCORES = (PROGRESSIVE, VALIDATION)
+
 
 @dataclass(frozen=True)
 class ProxySettings:
@@ -35,10 +47,18 @@ class ProxySettings:
     weight_decay: float = 0.05
     resolution: int = 16
     seed: int = 0
+    score: str | None = None  # PROGRESSIVE or VALIDATION; None: progressive for one epoch, else validation
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise UsageError(f"--epochs must be >= 1, got {self.epochs}")
+        if self.score is None:
+            object.__setattr__(self, "score", PROGRESSIVE if self.epochs == 1 else VALIDATION)
+        if self.score not in SCORES:
+            raise UsageError(f"score must be one of {', '.join(SCORES)}, got {self.score!r}")
+        if self.score == PROGRESSIVE and self.epochs > 1:
+            raise UsageError(f"score={PROGRESSIVE} needs a one-epoch training (after the first epoch every "
+                             f"image has been seen); with {self.epochs} epochs use score={VALIDATION}")
         if self.batch_size < 2:
             raise UsageError(f"--batch-size must be >= 2 (BatchNorm needs it), got {self.batch_size}")
         if not 8 <= self.resolution <= 256:
@@ -68,16 +88,19 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
     return correct / len(x)
 
 
-def _step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, where: str) -> None:
-    """One optimizer step, as a piece of work a measurement waits for (``nas.turns``); a non-finite
-    loss raises ``TrainingDiverged`` saying ``where``."""
+def _step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, where: str) -> int:
+    """One optimizer step, as a piece of work a measurement waits for (``nas.turns``); returns how
+    many of ``x`` the network classified right before the step. A non-finite loss raises
+    ``TrainingDiverged`` saying ``where``."""
     with computing():
-        loss = F.cross_entropy(model(x), y)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"training diverged: loss is {loss.item()} at {where}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        return int((logits.detach().argmax(1) == y).sum())
 
 
 def train_proxy(
@@ -86,7 +109,8 @@ def train_proxy(
     settings: ProxySettings,
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> float:
-    """Train from scratch and return validation accuracy; ``on_epoch(epoch, acc)`` may prune.
+    """Train from scratch and return the network's accuracy as ``settings.score`` says;
+    ``on_epoch(epoch, acc)`` hears each epoch's and may prune.
 
     Raises ``TrainingDiverged`` on a non-finite loss, so the trial is stored as FAIL with why.
     """
@@ -104,14 +128,17 @@ def train_proxy(
     for epoch in range(settings.epochs):
         model.train()
         order = torch.randperm(len(data.x_train), generator=generator)
-        for start in range(0, len(order), settings.batch_size):
-            index = order[start:start + settings.batch_size]
-            if len(index) < 2:  # BatchNorm cannot train on a single image
-                continue
-            _step(model, optimizer, data.x_train[index], data.y_train[index], f"epoch {epoch + 1}, step {step + 1}")
+        batches = [index for index in order.split(settings.batch_size)
+                   if len(index) >= 2]  # BatchNorm cannot train on a single image
+        scored = correct = 0
+        for number, index in enumerate(batches):
+            right = _step(model, optimizer, data.x_train[index], data.y_train[index], f"epoch {epoch + 1}, step {step + 1}")
+            if number >= len(batches) // 2:
+                scored += len(index)
+                correct += right
             step += 1
             scheduler.step_update(step)
-        accuracy = evaluate(model, data.x_val, data.y_val)
+        accuracy = correct / scored if settings.score == PROGRESSIVE else evaluate(model, data.x_val, data.y_val)
         if on_epoch is not None:
             on_epoch(epoch, accuracy)
     return accuracy

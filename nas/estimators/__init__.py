@@ -48,7 +48,7 @@ class LatencyEstimator(Protocol):
 class AccuracyEstimator(Protocol):
     """An estimate of a network's accuracy after full training: higher is better.
 
-    Trained estimators return a validation accuracy in [0, 1]; cheaper ones (zero-cost proxies, a
+    Trained estimators return an accuracy on held-out images in [0, 1]; cheaper ones (zero-cost proxies, a
     supernet) return their own score mapped into [0, 1] so that the MnasNet reward stays defined.
     """
 

@@ -1,6 +1,6 @@
 """Accuracy estimators by name, as ``--estimator`` and ``nas estimators rank`` spell them.
 
-``NAME[:key=value,...]``: ``train`` (proxy training; keys epochs, batch_size, resolution, lr),
+``NAME[:key=value,...]``: ``train`` (proxy training; keys epochs, batch_size, resolution, lr, score),
 a zero-cost proxy (``synflow``, ``naswot``, ``grad_norm``, ``snip``, ``zen``; keys resolution,
 batch_size), or a size baseline (``params``, ``macs``). ``data`` and the training seed come from the
 caller (the search's ``--data``, the ranking's seeds). ``hybrid:PROXY:K`` screens by PROXY and
@@ -78,6 +78,9 @@ def _typed(cls: type, options: dict[str, str], spec: str, **fixed: object) -> di
         if key not in types or key in fixed:
             known = ", ".join(k for k in types if k not in fixed)
             raise UsageError(f"--estimator {spec!r}: unknown option {key!r}; known: {known}")
+        if types[key] in (str, "str", "str | None"):
+            values[key] = text
+            continue
         try:
             values[key] = float(text) if types[key] in (float, "float") else int(text)
         except ValueError:
@@ -115,8 +118,11 @@ def make_estimator(spec: str, data: str = "digits", seed: int = 0, proxy: ProxyS
         raise UsageError("hybrid is a search strategy, not one estimator: use it with `nas search --estimator`")
     if name == TRAINED:
         base = proxy or ProxySettings()
-        settings = ProxySettings(**{**{f.name: getattr(base, f.name) for f in fields(ProxySettings)},
-                                    **_typed(ProxySettings, options, spec, seed=seed)})
+        inherited = {f.name: getattr(base, f.name) for f in fields(ProxySettings)}
+        given = _typed(ProxySettings, options, spec, seed=seed)
+        if given.get("epochs", base.epochs) != base.epochs:
+            del inherited["score"]  # another number of epochs chooses its own default score
+        settings = ProxySettings(**{**inherited, **given})
         return ProxyTraining(load_proxy_data(data, settings.resolution), settings)
     if name in PROXIES:
         return ZeroCost(ZeroCostSettings(**_typed(ZeroCostSettings, options, spec, proxy=name, data=data, seed=seed)))

@@ -15,8 +15,8 @@ from search_spaces import Genotype
 
 @dataclass(frozen=True)
 class ProxyTraining:
-    """Trains each network from scratch and reports every epoch's validation accuracy, so a
-    pruner can stop a hopeless one after its first epoch.
+    """Trains each network from scratch and reports every epoch's accuracy (as ``proxy.score``
+    says), so a pruner can stop a hopeless one after its first epoch.
 
     One thread by default (``nas.threads``)."""
 
