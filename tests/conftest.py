@@ -125,6 +125,14 @@ def wait_for(predicate, timeout: float = 120.0, interval: float = 0.2) -> None:
     raise AssertionError("condition not met in time")
 
 
+def progressive_images(training_images: int, batch_size: int) -> int:
+    """How many images a one-epoch proxy training scores: its second half of batches (a last batch
+    of one image is skipped), counted here independently of ``nas.proxy``."""
+    sizes = [min(batch_size, training_images - start) for start in range(0, training_images, batch_size)]
+    sizes = [size for size in sizes if size >= 2]
+    return sum(sizes[len(sizes) // 2:])
+
+
 def completed_trials(database: Path) -> int:
     """COMPLETE trials of the only study in the SQLite file ``database``; 0 before there is one."""
     from optuna.trial import TrialState

@@ -16,6 +16,8 @@ from nas.estimators.choose import make_estimator
 from nas.proxy import PROGRESSIVE, VALIDATION, ProxySettings, train_proxy
 from search_spaces import get_space
 
+from conftest import progressive_images
+
 NETWORK = get_space("tiny").sample(optuna.trial.FixedTrial(
     {f"s{i}_{k}": v for i in range(3)
      for k, v in dict(op="mb3", kernel=3, se=0.25, act="hard_swish", skip=True, width=1.0, layers=0).items()}))
@@ -28,12 +30,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def _second_half_images(settings: ProxySettings) -> int:
-    """How many training images the second half of one epoch's batches holds."""
-    sizes = [len(b) for b in torch.arange(len(DATA.x_train)).split(settings.batch_size) if len(b) >= 2]
-    return sum(sizes[len(sizes) // 2:])
 
 
 def test_the_default_score_follows_the_number_of_epochs():
@@ -57,7 +53,7 @@ def test_an_estimator_spec_chooses_the_score_and_another_epoch_count_its_default
 
 def test_progressive_scores_the_second_half_of_the_epoch_and_never_the_validation_split():
     settings = ProxySettings(seed=1)
-    scored = _second_half_images(settings)
+    scored = progressive_images(len(DATA.x_train), settings.batch_size)
     assert scored < len(DATA.x_train)
     # relabelling the validation split changes the validation score and leaves the progressive one
     relabelled = replace(DATA, y_val=(DATA.y_val + 1) % DATA.num_classes)

@@ -9,15 +9,18 @@ import optuna
 import pytest
 
 from nas import LatencySettings, ProxySettings, SearchConfig, run_search
+from nas.data import load_proxy_data
 from nas.errors import StudyError
 from nas.results import load_study, record_genotype
 from search_spaces import Genotype, build_model
 from storage import Store, StudyRecord, TrialRecord
 
-from conftest import NAS, wait_for
+from conftest import NAS, progressive_images, wait_for
 
 FAST = dict(space="tiny", target_latency_ms=2.0, proxy=ProxySettings(epochs=1),
             latency=LatencySettings(warmup=2, repeats=5))
+
+DIGITS = load_proxy_data("digits", 16)
 
 
 def _config(**changes):
@@ -47,7 +50,8 @@ def test_storage_contract_on_every_backend(storage_url):
     for trial in study.trials:
         record = TrialRecord.from_trial(trial)
         assert record.params == sum(p.numel() for p in build_model(record_genotype(record)).parameters())
-        assert record.accuracy * 360 == pytest.approx(round(record.accuracy * 360))  # correct images of 360 held out
+        held_out = progressive_images(len(DIGITS.x_train), config.proxy.batch_size)  # scored before each step
+        assert record.accuracy * held_out == pytest.approx(round(record.accuracy * held_out))
         assert record.latency_source == "measured" and isinstance(record.latency_ms, float) and record.macs > 0
         assert record.latency_spread_ms >= 0 and record.device == settings.device and record.estimator == "train"
         assert trial.value == pytest.approx(config.reward_fn(record.accuracy, record.latency_ms))
