@@ -8,7 +8,6 @@ from dataclasses import replace
 
 import optuna
 import pytest
-import torch
 
 from nas.data import load_proxy_data
 from nas.errors import UsageError
@@ -23,13 +22,7 @@ NETWORK = get_space("tiny").sample(optuna.trial.FixedTrial(
      for k, v in dict(op="mb3", kernel=3, se=0.25, act="hard_swish", skip=True, width=1.0, layers=0).items()}))
 DATA = load_proxy_data("digits", 16)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest's
 
 
 def test_the_default_score_follows_the_number_of_epochs():
