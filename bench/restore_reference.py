@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 from nas.estimators.reference import ReferenceConfig, reference_networks
@@ -43,7 +42,7 @@ def main() -> None:
     if set(networks) != set(recorded["accuracy"]):
         raise SystemExit(f"{args.results}: its networks are not the ones these settings plan")
     store = Store.open(args.storage)
-    stored = {"space": config.space, "data": config.data, **asdict(config.proxy), "fail_reason": None}
+    stored = {**config.settings, "fail_reason": None}
     for label, genotype in networks.items():
         reference_store.add_result(store, recorded["name"], label, 0, architecture=genotype.to_dict(),
                                    accuracy=recorded["accuracy"][label], train_s=0.0, settings=stored)

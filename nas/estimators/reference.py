@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from nas.data import load_proxy_data
 from nas.errors import UsageError
@@ -43,6 +44,11 @@ class ReferenceConfig:
             raise UsageError(f"--repeats must be between 0 and the number of networks, got {self.repeats}")
 
     @property
+    def settings(self) -> dict[str, Any]:
+        """The training recipe stored with every row of the reference."""
+        return {"space": self.space, "data": self.data, **asdict(self.proxy)}
+
+    @property
     def reference_name(self) -> str:
         p = self.proxy
         return self.name or f"{self.space}-{self.data}-{p.resolution}px-{p.epochs}ep-{self.samples}"
@@ -71,7 +77,7 @@ def build_reference(config: ReferenceConfig, store: Store,
     ``on_result(label, seed, accuracy, seconds)`` hears each one (accuracy None: it failed)."""
     name = config.reference_name
     done = {(r.label, r.seed) for r in reference_store.results(store, name)}
-    settings = {"space": config.space, "data": config.data, **asdict(config.proxy)}
+    settings = config.settings
     data = load_proxy_data(config.data, config.proxy.resolution)
     for label, genotype, seed in planned_runs(config):
         if (label, seed) in done:

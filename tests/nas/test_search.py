@@ -47,10 +47,10 @@ def test_storage_contract_on_every_backend(storage_url):
     assert settings.dataset == "digits" and settings.estimator["name"] == "train"
     assert settings.device["threads"] == 1 and settings.device["resolution"] == 224
     assert result.ran == 2 and result.counts == {"COMPLETE": 2}
+    held_out = progressive_images(len(DIGITS.x_train), config.proxy.batch_size)  # images scored before their step
     for trial in study.trials:
         record = TrialRecord.from_trial(trial)
         assert record.params == sum(p.numel() for p in build_model(record_genotype(record)).parameters())
-        held_out = progressive_images(len(DIGITS.x_train), config.proxy.batch_size)  # scored before each step
         assert record.accuracy * held_out == pytest.approx(round(record.accuracy * held_out))
         assert record.latency_source == "measured" and isinstance(record.latency_ms, float) and record.macs > 0
         assert record.latency_spread_ms >= 0 and record.device == settings.device and record.estimator == "train"
