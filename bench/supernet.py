@@ -95,10 +95,12 @@ def _rank_reference(estimator: SupernetEstimator, storage: str, name: str | None
     from storage import Store
 
     reference = load_reference(Store.open(storage), name)
-    ranking = rank_estimator(reference, "supernet", lambda seed: estimator)
+    ranking = rank_estimator(reference, "supernet", lambda seed: estimator if seed == 0 else SupernetEstimator(
+        estimator.checkpoint, seed=seed))  # another seed, another calibration draw: the read-off's noise
     return {"reference": reference.name, "networks": len(ranking.scores),
             "outside_space": len(reference.networks) - len(ranking.scores), "reference_self_tau": reference.self_tau,
-            "kendall_tau": ranking.kendall_tau, "spearman": ranking.spearman, "seconds_per_arch": ranking.seconds_per_arch}
+            "kendall_tau": ranking.kendall_tau, "spearman": ranking.spearman, "snr": ranking.snr,
+            "seconds_per_arch": ranking.seconds_per_arch}
 
 
 def timed_search(workdir: Path, estimator: str, settings: dict, trials: int, target: str, study: str,

@@ -74,7 +74,7 @@ class TrainSettings:
     weight_decay: float = 0.05
     ema_decay: float | None = 0.998  # timm ModelEmaV3 with warm-up; None: no EMA
     seed: int = 0
-    init: str | None = None  # fine-tune: start from this nas checkpoint's weights (a new head if classes differ)
+    init: str | None = None  # fine-tune from a nas checkpoint's weights or supernet[:NAME]'s (a new head if classes differ)
     latency: LatencySettings = field(default_factory=LatencySettings)
 
     def __post_init__(self) -> None:

@@ -34,7 +34,7 @@ from nas.latency import LatencySettings, Measurement, measure_network
 from nas.proxy import channels_last, evaluate
 from nas.recipe import Plan, TrainSettings, make_plan
 from nas.turns import computing
-from search_spaces import build_model
+from search_spaces import Genotype, build_model
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -49,6 +49,7 @@ class Model:
     measure: Callable[[LatencySettings], Measurement]  # its latency, timed in a process that never trains
     total_stride: int = 32
     resolution: int = 224  # the input size its latency is measured at
+    genotype: Genotype | None = None  # a nas architecture's (a supernet can initialise it); None: a timm model
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def architecture_model(arch: Architecture, norm: str = "bn") -> Model:
     """A nas architecture as something to train (timm EfficientNet/MobileNetV3 via build_model)."""
     return Model(arch.name, lambda num_classes: build_model(arch.genotype, num_classes=num_classes, norm=norm),
                  {"architecture": arch.to_dict(), "norm": norm}, partial(measure_network, arch.genotype, norm=norm),
-                 arch.genotype.total_stride, arch.input_size())
+                 arch.genotype.total_stride, arch.input_size(), arch.genotype)
 
 
 def accumulate_gradient(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, micro_batch: int,
@@ -151,7 +152,7 @@ def train(
     optimizer = create_optimizer_v2(model, settings.opt, lr=plan.lr, weight_decay=settings.weight_decay)
     scheduler = make_scheduler(optimizer, plan)
     if settings.init is not None and loaded is None:
-        _load_init(model, Path(settings.init))
+        _load_init(model, settings.init, model_spec)
     ema = ModelEmaV3(model, decay=settings.ema_decay, use_warmup=True) if settings.ema_decay else None
     mixup = Mixup(mixup_alpha=plan.mixup, label_smoothing=0.0, num_classes=data.num_classes) if plan.mixup > 0 else None
     loss_fn: LossFn = SoftTargetCrossEntropy() if mixup is not None else F.cross_entropy
@@ -204,16 +205,37 @@ def train(
     return TrainResult(model_spec.name, history[-1].accuracy, plan, tuple(history), ckpt, data.name)
 
 
-def _load_init(model: torch.nn.Module, path: Path) -> None:
-    """Fine-tuning: every weight of the checkpoint whose name and shape fit (a new classifier when
-    the class count differs)."""
+def initial_weights(init: str, model_spec: Model) -> dict[str, torch.Tensor]:
+    """What ``--init`` starts from: a `nas train` checkpoint's weights (its EMA's when it has one),
+    or, from a supernet (``supernet[:NAME]`` or its file), this network's inherited slices with
+    calibrated BatchNorm statistics, as Once-for-All fine-tunes its sub-networks."""
+    from nas.supernet import is_supernet, named_supernet
+
+    path = named_supernet(init) or Path(init)
     ckpt = path / CHECKPOINT_NAME if path.is_dir() else path
-    tensors, _ = load_checkpoint(ckpt)
-    weights = prefixed(tensors, "ema") or prefixed(tensors, "model")
+    if not is_supernet(ckpt):
+        tensors, _ = load_checkpoint(ckpt)
+        return prefixed(tensors, "ema") or prefixed(tensors, "model")
+    from nas.estimators.supernet import SupernetEstimator
+
+    if model_spec.genotype is None or model_spec.description.get("norm") != "bn":
+        raise UsageError(f"--init {init}: a supernet initialises only its own space's networks with --norm bn, "
+                         f"not {model_spec.name}")
+    estimator = SupernetEstimator(ckpt)
+    if not estimator.holds(model_spec.genotype):
+        raise UsageError(f"--init {init}: {model_spec.name} is not a network of the {estimator.state['space']!r} "
+                         "space this supernet holds")
+    return estimator.inherited_weights(model_spec.genotype, in_chans=3)
+
+
+def _load_init(model: torch.nn.Module, init: str, model_spec: Model) -> None:
+    """Fine-tuning: every weight ``--init`` names whose name and shape fit (a new classifier when
+    the class count differs)."""
+    weights = initial_weights(init, model_spec)
     own = model.state_dict()
     fitting = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
     if len(fitting) < len(own) // 2:
-        raise UsageError(f"--init {path}: its weights do not fit this network ({len(fitting)} of {len(own)} tensors match)")
+        raise UsageError(f"--init {init}: its weights do not fit this network ({len(fitting)} of {len(own)} tensors match)")
     model.load_state_dict(fitting, strict=False)
 
 

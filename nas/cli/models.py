@@ -136,7 +136,8 @@ def train(
     weight_decay: Annotated[float, typer.Option(help="weight decay")] = 0.05,
     ema_decay: Annotated[float, typer.Option(help="EMA of weights (timm ModelEmaV3, warm-up); 0 turns it off")] = 0.998,
     seed: Annotated[int, typer.Option(help="seed of init, data order, crops and MixUp")] = 0,
-    init: Annotated[Optional[str], typer.Option(help="fine-tune: start from this `nas train` checkpoint or folder")] = None,
+    init: Annotated[Optional[str], typer.Option(help="fine-tune: start from this `nas train` checkpoint or folder, or "
+                                                     "supernet[:NAME]: the network's inherited supernet weights")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue the checkpoint in -o from its last epoch")] = False,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="folder for the checkpoint [default: runs/nas_NAME]")] = None,
     threads: Annotated[int, typer.Option(help="CPU threads for latency")] = 1,

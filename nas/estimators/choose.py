@@ -113,7 +113,7 @@ def make_estimator(spec: str, data: str = "digits", seed: int = 0, proxy: ProxyS
         if not path.is_file():
             raise UsageError(f"--estimator {spec}: no supernet at {path}; train one with "
                              f"`nas supernet train --space {space}`")
-        return SupernetEstimator(path, space=space, data=data, tune=_tune(options, spec, seed, proxy))
+        return SupernetEstimator(path, space=space, data=data, tune=_tune(options, spec, seed, proxy), seed=seed)
     if name == HYBRID:
         raise UsageError("hybrid is a search strategy, not one estimator: use it with `nas search --estimator`")
     if name == TRAINED:

@@ -1,8 +1,9 @@
 """``--estimator supernet``: a network's accuracy from a trained supernet's weights.
 
 A candidate runs on its inherited weights after its BatchNorm statistics are re-estimated on a
-fixed draw of training images (OFA's BN calibration), then is scored on the validation split the
-supernet was trained beside. The same network always gets the same accuracy.
+draw of training images (OFA's BN calibration), then is scored on the validation split the
+supernet was trained beside. The draw is the estimator's seed: the same network always gets the
+same accuracy from the same seed, and two seeds measure how much of its score is the draw.
 
 ``supernet:steps=N`` first trains the candidate N steps from those weights (OFA fine-tunes its
 sub-networks the same way). The read-off ranks only as well as the sandwich trained the networks
@@ -48,12 +49,12 @@ class SupernetEstimator:
     ``space`` and ``data``, when given, must be what the supernet was trained for (a one-line
     ``UsageError`` otherwise); every genotype asked about must be a network of its space. With
     ``tune``, each candidate trains ``tune.steps`` steps from its inherited weights before it is
-    scored. One thread by default, as ``ProxyTraining``: two wait on each other on a shared 2-core
-    machine.
+    scored. ``seed`` draws the calibration images. One thread by default, as ``ProxyTraining``:
+    two wait on each other on a shared 2-core machine.
     """
 
     def __init__(self, checkpoint: Path, *, space: str | None = None, data: str | None = None,
-                 tune: TuneSettings | None = None, threads: int = 1) -> None:
+                 tune: TuneSettings | None = None, seed: int = 0, threads: int = 1) -> None:
         self.checkpoint = checkpoint
         self.tune = tune
         self.threads = threads
@@ -62,11 +63,12 @@ class SupernetEstimator:
         if data is not None and load_proxy_data(data, self.state["resolution"]).name != self.data.name:
             raise UsageError(f"{checkpoint} is a supernet trained on {self.data.name!r}, not {data!r}")
         self.batch_size = min(self.state["settings"]["batch_size"], len(self.data.x_train))
-        self.calibration = calibration_batches(self.data, self.batch_size)
+        self.calibration = calibration_batches(self.data, self.batch_size, seed)
         self._settings = {
             "checkpoint": str(checkpoint.resolve()), "sha256": _sha256(checkpoint), "space": self.state["space"],
             "dataset": self.state["dataset"], "resolution": self.state["resolution"],
             "supernet": self.state["settings"], "calibration_images": CALIBRATION_BATCHES * self.batch_size,
+            "calibration_seed": seed,
             "tune": asdict(tune) if tune is not None else None,
         }
 

@@ -50,6 +50,8 @@ from nas.supernet.train import (
     SupernetResult,
     SupernetSettings,
     calibration_batches,
+    is_supernet,
+    named_supernet,
     open_supernet,
     subnet_accuracy,
     supernet_path,
@@ -59,7 +61,7 @@ from nas.supernet.train import (
 from nas.supernet.weights import Supernet
 
 __all__ = [
-    "SUPERNET_DIR", "Supernet", "SupernetEpoch", "SupernetObserver", "SupernetResult",
-    "SupernetSettings", "calibration_batches", "end_params", "largest", "open_supernet", "random_genotype", "sandwich",
-    "smallest", "subnet_accuracy", "supernet_path", "train_supernet", "zero_classifier",
+    "SUPERNET_DIR", "Supernet", "SupernetEpoch", "SupernetObserver", "SupernetResult", "SupernetSettings",
+    "calibration_batches", "end_params", "is_supernet", "largest", "named_supernet", "open_supernet",
+    "random_genotype", "sandwich", "smallest", "subnet_accuracy", "supernet_path", "train_supernet", "zero_classifier",
 ]

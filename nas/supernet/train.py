@@ -34,13 +34,33 @@ from search_spaces import FactorizedSpace, Genotype, get_space
 
 KIND = "supernet"
 SUPERNET_DIR = Path("supernets")
-CALIBRATION_BATCHES = 4  # of ``batch_size`` training images: BatchNorm statistics settle by then
-CALIBRATION_SEED = 0  # fixed, so every estimate of a network sees the same images
+CALIBRATION_BATCHES = 4  # of ``batch_size`` training images
 
 
 def supernet_path(name: str) -> Path:
     """Where ``nas supernet train --name NAME`` keeps its checkpoint (beside ``nas.db``)."""
     return SUPERNET_DIR / f"{plain_name(name, 'supernet name')}.safetensors"
+
+
+def named_supernet(spec: str) -> Path | None:
+    """The checkpoint ``supernet[:NAME]`` names (``nas train --init``; without NAME the only one
+    in ``supernets/``), or None when ``spec`` does not name a supernet."""
+    kind, _, name = spec.partition(":")
+    if kind != KIND:
+        return None
+    if name:
+        return supernet_path(name)
+    found = sorted(SUPERNET_DIR.glob("*.safetensors"))
+    if len(found) != 1:
+        raise UsageError(f"{spec!r}: {len(found)} supernets in {SUPERNET_DIR}/; name one with supernet:NAME"
+                         + (f" ({', '.join(p.stem for p in found)})" if found else
+                            " after training it with `nas supernet train`"))
+    return found[0]
+
+
+def is_supernet(path: Path) -> bool:
+    """Whether ``path`` is a supernet checkpoint (not a `nas train` one)."""
+    return read_state(path).get("kind") == KIND
 
 
 @dataclass(frozen=True)
@@ -114,9 +134,11 @@ def space_definition(space: FactorizedSpace) -> dict[str, Any]:
     return json.loads(json.dumps(asdict(space)))
 
 
-def calibration_batches(data: ProxyData, batch_size: int) -> list[torch.Tensor]:
-    """The training images every BatchNorm calibration uses (a fixed draw)."""
-    order = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(CALIBRATION_SEED))
+def calibration_batches(data: ProxyData, batch_size: int, seed: int = 0) -> list[torch.Tensor]:
+    """The training images BatchNorm calibration uses: one draw per ``seed``, so every estimate of
+    a network with the same seed sees the same images, and another seed measures what the draw
+    moves (its noise)."""
+    order = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(seed))
     picked = order[:CALIBRATION_BATCHES * batch_size]
     return [data.x_train[picked[i:i + batch_size]] for i in range(0, len(picked), batch_size)]
 

@@ -16,12 +16,14 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from nas.checkpoint import load_checkpoint, read_state, save_checkpoint
+from nas.architecture import Architecture
+from nas.checkpoint import load_checkpoint, prefixed, read_state, save_checkpoint
 from nas.data import load_proxy_data
 from nas.errors import UsageError
 from nas.estimators.supernet import SupernetEstimator
 from nas.estimators.choose import make_estimator, parse_spec
 from nas.proxy import TuneSettings, channels_last, evaluate, proxy_genotype
+from nas.recipe import TrainSettings
 from nas.supernet import (
     Supernet,
     SupernetSettings,
@@ -32,6 +34,7 @@ from nas.supernet import (
     train_supernet,
 )
 from nas.supernet.weights import weight_sets
+from nas.train import architecture_model, initial_weights, train
 from search_spaces import build_model, get_space
 
 from conftest import wait_for
@@ -254,6 +257,11 @@ def test_the_estimator_returns_the_same_accuracy_twice(finished, folder):
     assert again.accuracy(first, reports.append) == accuracy
     assert again.settings == estimator.settings and estimator.name == "supernet"
     assert estimator.settings["space"] == "tiny" and len(estimator.settings["sha256"]) == 64
+    other_draw = SupernetEstimator(finished, seed=1)  # the seed draws the calibration images: its noise
+    assert other_draw.settings["calibration_seed"] == 1 and estimator.settings["calibration_seed"] == 0
+    assert not torch.equal(torch.cat(other_draw.calibration), torch.cat(estimator.calibration))
+    assert all(torch.equal(a, b) for a, b in zip(SupernetEstimator(finished, seed=1).calibration, other_draw.calibration,
+                                                  strict=True))
 
 
 def test_fine_tuning_starts_from_the_inherited_weights_and_repeats(finished):
@@ -281,7 +289,7 @@ def test_the_fine_tune_is_spelled_in_the_estimator_name(finished, folder, tmp_pa
     (tmp_path / "supernets").mkdir()
     (tmp_path / "supernets" / "tiny.safetensors").symlink_to(finished)
     tuned = make_estimator("supernet:steps=5,batch_size=8", data=folder, seed=2, space="tiny")
-    assert tuned.tune == TuneSettings(5, 3e-3, batch_size=8, seed=2)
+    assert tuned.tune == TuneSettings(5, 3e-3, batch_size=8, seed=2) and tuned.settings["calibration_seed"] == 2
     assert make_estimator("supernet:tiny,steps=0", data=folder, space="tiny").tune is None  # 0 steps: the read-off
     for spec, message in (("supernet:lr=0.1", "give steps=N"), ("supernet:steps=2,epochs=1", "unknown option 'epochs'"),
                           ("supernet:steps=-1", "steps must be >= 0"), ("supernet:steps=2,lr=0", "lr must be > 0"),
@@ -342,3 +350,33 @@ def test_a_search_with_the_supernet_estimator_stores_the_contract(finished, fold
     records = [TrialRecord.from_trial(t) for t in study.trials]
     assert all(r.estimator == "supernet" and 0 <= r.accuracy <= 1 and r.arch_def and r.latency_ms for r in records)
     assert StudyRecord.from_study(study).estimator["sha256"] == SupernetEstimator(finished).settings["sha256"]
+
+
+def test_nas_train_starts_a_network_from_its_supernet_weights(finished, folder, tmp_path, monkeypatch):
+    """`nas train ARCH --init supernet[:NAME]` (Once-for-All's fine-tuning of a found sub-network):
+    the network starts from its inherited, calibrated slices (a negligible learning rate leaves the
+    trained weights on them); what a supernet cannot initialise is refused in one line."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "supernets").mkdir()
+    (tmp_path / "supernets" / "tiny.safetensors").symlink_to(finished)
+    genotype = _genotypes(TINY, 1)[2]
+    spec = architecture_model(Architecture("tiny-found", genotype))
+    inherited = SupernetEstimator(finished).inherited_weights(genotype, in_chans=3)
+    for init in ("supernet", "supernet:tiny", str(finished)):
+        weights = initial_weights(init, spec)
+        assert weights.keys() == inherited.keys() and all(torch.equal(weights[k], inherited[k]) for k in weights)
+    settings = TrainSettings(data=folder, epochs=1, resolution=RESOLUTION, batch_size=8, lr=1e-12, ema_decay=None,
+                             init="supernet")
+    trained = prefixed(load_file(train(spec, settings, tmp_path / "run").checkpoint), "model")
+    parameters = [name for name, _ in build_model(genotype, num_classes=4).named_parameters()]
+    assert parameters and all(torch.allclose(trained[name], inherited[name], atol=1e-6) for name in parameters)
+    outside = replace(smallest(TINY), stages=tuple((s[0].with_(out_chs=64),) for s in smallest(TINY).stages))
+    refusals = ((spec, "supernet:other", "no such checkpoint"),
+                (architecture_model(Architecture("wide", outside)), "supernet", "not a network of the 'tiny' space"),
+                (architecture_model(Architecture("gn", genotype), norm="gn-ws"), "supernet", "with --norm bn"))
+    for model_spec, init, message in refusals:
+        with pytest.raises(UsageError, match=message):
+            initial_weights(init, model_spec)
+    (tmp_path / "supernets" / "second.safetensors").symlink_to(finished)
+    with pytest.raises(UsageError, match=r"2 supernets in supernets/; name one with supernet:NAME \(second, tiny\)"):
+        initial_weights("supernet", spec)
