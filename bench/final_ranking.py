@@ -128,7 +128,7 @@ def main() -> None:
             label = f"supernet:{args.supernet.stem},steps={steps}"
             console.print(f"ranking {label}")
             rankings.append(rank_estimator(reference, label, lambda seed, steps=steps: SupernetEstimator(
-                args.supernet, tune=TuneSettings(steps, ProxySettings.lr, seed=seed) if steps else None)))
+                args.supernet, tune=TuneSettings(steps, ProxySettings.lr, seed=seed) if steps else None, seed=seed)))
     figures = {
         "workdirs": [str(w) for w in args.workdir], "final_recipe": recipe, "data": args.data, "threads": 1,
         "reference": {"networks": len(reference.accuracy), "repeated": len(reference.repeated),

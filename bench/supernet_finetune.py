@@ -61,12 +61,13 @@ def main() -> None:
     read_off = SupernetEstimator(args.supernet)
     whole = load_reference(Store.open(args.storage), args.reference)
     reference = held(whole, read_off)
-    rows = [_row("read-off", TuneSettings(0, ProxySettings.lr), rank_estimator(reference, "supernet", lambda seed: read_off))]
+    rows = [_row("read-off", TuneSettings(0, ProxySettings.lr), rank_estimator(
+        reference, "supernet", lambda seed: read_off if seed == 0 else SupernetEstimator(args.supernet, seed=seed)))]
     for steps in args.steps:
         tune = TuneSettings(steps, ProxySettings.lr, batch_size=args.batch_size)
 
         def inherited(seed: int, tune: TuneSettings = tune) -> SupernetEstimator:
-            return SupernetEstimator(args.supernet, tune=replace(tune, seed=seed))
+            return SupernetEstimator(args.supernet, tune=replace(tune, seed=seed), seed=seed)  # as make_estimator
 
         def scratch(seed: int, tune: TuneSettings = tune) -> Tuning:
             return Tuning(read_off.data, replace(tune, seed=seed), read_off.state["resolution"])
