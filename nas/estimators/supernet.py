@@ -2,7 +2,7 @@
 
 A candidate runs on its inherited weights after its BatchNorm statistics are re-estimated on a
 draw of training images (OFA's BN calibration), then is scored on the validation split the
-supernet was trained beside. The draw is the estimator's seed: the same network always gets the
+supernet was trained beside. The estimator's seed picks the draw: the same network always gets the
 same accuracy from the same seed, and two seeds measure how much of its score is the draw.
 
 ``supernet:steps=N`` first trains the candidate N steps from those weights (OFA fine-tunes its
