@@ -1,5 +1,5 @@
-"""Candidates an hour of the default search on this machine: as it ships, with a latency table, and
-with a worker per core.
+"""Candidates an hour of the default search on this machine: as it ships (a worker a core), on one
+worker as it shipped before, each with latency measured and from a latency table.
 
 The estimators issue asks the default search (`nas search --space mbconv --target-latency 20ms`) for
 10x the 120 candidates an hour it started from. A default trial is the one-epoch proxy on one thread
@@ -7,11 +7,12 @@ plus, while the device has no latency table, a measurement of the whole network.
 search (default estimator, TPE, pruner and warm start) in four set-ups one after the other, each on a
 study of its own in one SQLite file (the default database):
 
-- ``measured``: one worker, each candidate's latency measured (a fresh machine);
-- ``table``: one worker, latency from this device's table (``nas latency build``, built first);
-- ``table-2``: the table and two worker processes (``--workers 2``);
-- ``measured-2``: two workers, latency measured: a measurement waits for the other worker's training
-  step under way and holds its next one back (``nas.turns``).
+- ``one-measured``: one worker (``--workers 1``, the default until 2026-12-01), latency measured;
+- ``shipped-measured``: ``--workers auto`` (the default: a worker a core), latency measured, as on a
+  fresh machine: a measurement waits for the other workers' training steps under way and holds
+  their next ones back (``nas.turns``);
+- ``one-table``: one worker, latency from this device's table (``nas latency build``, built first);
+- ``shipped-table``: ``--workers auto`` and the table, as every search after ``nas latency build``.
 
 Rates are steady state, from the moment every worker has finished its first trial to the last trial's
 end (as ``scale_out.py``); the whole call's rate is beside it. Afterwards every network a measuring
@@ -48,12 +49,15 @@ BASE_RATE = 120.0  # candidates an hour of the default search when the estimator
 TARGET_FACTOR = 10
 
 
-def run(name: str, url: str, workers: int, latency_mode: str, trials: int, space: str = "mbconv") -> dict[str, Any]:
-    """One default search of ``trials`` candidates on a study of its own; its rates and latencies."""
+def run(name: str, url: str, workers: int | None, latency_mode: str, trials: int, space: str = "mbconv") -> dict[str, Any]:
+    """One default search of ``trials`` candidates on a study of its own; its rates and latencies.
+    ``workers=None`` is the default ``--workers auto``."""
     config = SearchConfig(target_latency_ms=20.0, space=space, trials=trials, latency_mode=latency_mode, study=f"rate-{name}")
     store = Store.open(url)
+    scale = ScaleOut(workers)
+    workers = scale.trials_at_once(config)
     start = time.perf_counter()
-    result = search(config, store, ScaleOut(workers), top=0)
+    result = search(config, store, scale, top=0)
     wall = time.perf_counter() - start
     frozen = store.optuna().get_all_trials(store.optuna().get_study_id_from_name(config.study_name))
     steady_s, per_hour = steady_state((t.datetime_complete for t in frozen), workers)
@@ -84,13 +88,13 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{folder}/rate.db"
-        rows.append(run("measured", url, 1, "measure", args.trials, args.space))
+        rows.append(run("one-measured", url, 1, "measure", args.trials, args.space))
+        rows.append(run("shipped-measured", url, None, "measure", args.trials, args.space))
         start = time.perf_counter()
         build_table(Store.open(url), args.space, LatencySettings(), calibration_samples=args.calibration)
         build_s = time.perf_counter() - start
-        rows.append(run("table", url, 1, "lut", args.trials, args.space))
-        rows.append(run("table-2", url, 2, "lut", args.trials, args.space))
-        rows.append(run("measured-2", url, 2, "measure", args.trials, args.space))
+        rows.append(run("one-table", url, 1, "lut", args.trials, args.space))
+        rows.append(run("shipped-table", url, None, "lut", args.trials, args.space))
     genotypes = {key: g for row in rows if row["latency"] == "measured" for key, g in row["genotypes"].items()}
     quiet = {key: measure_network(genotype, LatencySettings()).latency_ms for key, genotype in genotypes.items()}
     for row in rows:

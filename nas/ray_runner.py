@@ -225,17 +225,19 @@ def start_ray(address: str | None, cpus: int | None) -> bool:
     return True
 
 
-def run_ray_search(config: SearchConfig, store: Store, workers: int, address: str | None = None, cpus: int | None = None,
+def run_ray_search(config: SearchConfig, store: Store, workers: int | None, address: str | None = None, cpus: int | None = None,
                    observer: SearchObserver | None = None, top: int = 3, *, accuracy: AccuracyEstimator | None = None,
                    latency: LatencyEstimator | None = None) -> SearchResult:
-    """Run (or resume) the search as Ray Tune trials, ``workers`` at once with one CPU each."""
+    """Run (or resume) the search as Ray Tune trials, ``workers`` at once with one CPU each (``None``:
+    as many as Ray has CPUs, Tune's own limit)."""
     start = time.perf_counter()
     study, accuracy, latency = prepare_search(config, store, accuracy=accuracy, latency=latency)
     finished_before = len(study.get_trials(deepcopy=False, states=FINISHED))
     remaining = None if config.trials is None else max(0, config.trials - spent_budget(study))
     pareto = config.objective == "pareto"
     if observer is not None:
-        observer.announce(f"Ray Tune: {workers} trial(s) at once on {address or 'a local Ray instance'}")
+        at_once = f"{workers} trial(s)" if workers is not None else "a trial a CPU"
+        observer.announce(f"Ray Tune: {at_once} at once on {address or 'a local Ray instance'}")
         observer.started(study, remaining, config.timeout_s)
     if remaining != 0:
         anywhere = _anywhere(store)

@@ -47,9 +47,14 @@ _LOST = (StorageError, optuna.exceptions.StorageInternalError, OperationalError,
 @dataclass(frozen=True)
 class ScaleOut:
     """How a search's trials run: ``workers`` at once, as processes on this machine (``local``) or
-    as Ray Tune trials (``ray``, on a local Ray instance or the cluster at ``ray_address``)."""
+    as Ray Tune trials (``ray``, on a local Ray instance or the cluster at ``ray_address``).
 
-    workers: int = 1
+    ``workers=None`` (``--workers auto``, the default) is one trial a core: a trial trains on one
+    thread, so a single worker leaves every other core idle (Ray Tune's default, one CPU a trial, does
+    the same on a cluster). A latency measurement still has the machine to itself (``nas.turns``).
+    """
+
+    workers: int | None = None
     runner: str = "local"
     ray_address: str | None = None  # "auto" or "ray://HOST:10001"; None starts Ray on this machine
     ray_cpus: int | None = None  # CPUs of a local Ray instance [default: this machine's]
@@ -57,7 +62,7 @@ class ScaleOut:
     def __post_init__(self) -> None:
         if self.runner not in RUNNERS:
             raise UsageError(f"--runner: unknown {self.runner!r}; choose one of {', '.join(RUNNERS)}")
-        if self.workers < 1:
+        if self.workers is not None and self.workers < 1:
             raise UsageError(f"--workers must be >= 1, got {self.workers}")
         if self.ray_address is not None and self.runner != "ray":
             raise UsageError("--ray-address needs --runner ray")
@@ -67,23 +72,48 @@ class ScaleOut:
         if self.runner == "ray" and self.ray_address is not None and make_url(store.url).get_backend_name() == "sqlite":
             raise UsageError("--ray-address: workers on other machines cannot reach an SQLite file; "
                              "pass --storage postgresql+psycopg://USER@HOST/DB")
-        if (self.workers > 1 or self.runner == "ray") and parse_hybrid(config.estimator):
+        if (self.runner == "ray" or (self.workers or 1) > 1) and parse_hybrid(config.estimator):
             raise UsageError("--estimator hybrid:PROXY:K runs its two phases in one process; use --workers 1 "
                              "and --runner local")
+
+    def trials_at_once(self, config: SearchConfig) -> int | None:
+        """``workers``, or for ``auto`` one a core this process may use (one for ``hybrid``, which
+        runs in one process); ``None`` on Ray: as many as the cluster has CPUs."""
+        if self.workers is not None:
+            return self.workers
+        if self.runner == "ray":
+            return None
+        return 1 if parse_hybrid(config.estimator) else usable_cores()
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (``taskset``, a container's CPU set); all of them where the
+    system cannot tell (macOS)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def parse_workers(text: str) -> int | None:
+    """``--workers``: a whole number, or ``auto`` (``None``)."""
+    if text == "auto":
+        return None
+    if not text.isdecimal():
+        raise UsageError(f"--workers: expected a whole number or auto, got {text!r}")
+    return int(text)
 
 
 def search(config: SearchConfig, store: Store, scale: ScaleOut, observer: SearchObserver | None = None, top: int = 3,
            *, accuracy: AccuracyEstimator | None = None, latency: LatencyEstimator | None = None) -> SearchResult:
     """Run (or resume, or join) the search on the engine ``scale`` names."""
     scale.check(config, store)
+    workers = scale.trials_at_once(config)
     if scale.runner == "ray":
         from nas.ray_runner import run_ray_search  # deferred: importing Ray takes seconds
 
-        return run_ray_search(config, store, scale.workers, scale.ray_address, scale.ray_cpus, observer, top,
+        return run_ray_search(config, store, workers, scale.ray_address, scale.ray_cpus, observer, top,
                               accuracy=accuracy, latency=latency)
-    if scale.workers == 1:
+    if workers == 1:
         return run_search(config, store, observer, top, accuracy=accuracy, latency=latency)
-    return run_workers(config, store, scale.workers, observer, top, accuracy=accuracy, latency=latency)
+    return run_workers(config, store, workers, observer, top, accuracy=accuracy, latency=latency)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from nas.cli.common import JsonOpt, StorageOpt, StudyOpt, app, err, open_hints, out, print_json
+from nas.cli.common import JsonOpt, StorageOpt, StudyOpt, app, err, nas_command, open_hints, out, print_json
 from nas.errors import UsageError
 
 if TYPE_CHECKING:
@@ -116,8 +116,8 @@ def search(
                                                 "environment) | default (a plain process)")] = "kept",
     latency: Annotated[str, typer.Option(help="auto (the device's latency table when built, else measure) | lut | measure")] = "auto",
     top: Annotated[int, typer.Option(help="best architectures to print")] = 3,
-    workers: Annotated[int, typer.Option(help="trials at once: worker processes on one study (local; one a core, "
-                                              "one thread each) or Ray Tune trials (ray)")] = 1,
+    workers: Annotated[str, typer.Option(help="trials at once: N worker processes on one study (local, one thread "
+                                              "each) or Ray Tune trials (ray); auto: one a core (Ray: a CPU)")] = "auto",
     runner: Annotated[str, typer.Option(help="local (worker processes) | ray (Ray Tune trials)")] = "local",
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="a Ray cluster: auto | ray://HOST:10001 "
                                                        "[default: start Ray on this machine]")] = None,
@@ -130,7 +130,7 @@ def search(
     from nas.latency import LatencySettings
     from nas.proxy import ProxySettings
     from nas.units import parse_duration_s, parse_latency_ms
-    from nas.workers import ScaleOut, search as run_search
+    from nas.workers import ScaleOut, parse_workers, search as run_search
     from storage import Store
 
     import optuna
@@ -145,7 +145,7 @@ def search(
         latency_mode=latency,
         proxy=ProxySettings(epochs=epochs, batch_size=batch_size, resolution=proxy_resolution),
     )
-    scale = ScaleOut(workers=workers, runner=runner, ray_address=ray_address)
+    scale = ScaleOut(workers=parse_workers(workers), runner=runner, ray_address=ray_address)
     store = Store.open(storage)
     scale.check(config, store)  # before the progress bar starts
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress bar reports each trial
@@ -195,6 +195,10 @@ def _print_closing(result: SearchResult, config: SearchConfig, store: Store, sto
         out.print(f"trial {check.trial}: table predicted {check.predicted_ms:.2f} ms, measured "
                   f"{check.measured_ms:.2f} ms +-{check.spread_ms:.2f} ({check.error_pct:+.1f}%)")
     out.print(_trust(config.estimator, store))
+    if result.latency_source == "measured" and config.latency_mode == "auto":
+        out.print(f"latency was timed for every candidate: `{nas_command()} latency build --space {config.space}`, once "
+                  "on this device, lets later searches predict it instead (README: \"Where the 10x is\")",
+                  soft_wrap=True, highlight=False)
     for line in open_hints(storage, result.storage_url, result.study_name):
         out.print(line, soft_wrap=True, highlight=False)
 

@@ -18,7 +18,8 @@ from nas.results import load_study, record_genotype
 from nas.study import counts_against_budget
 from nas import workers
 from nas.errors import EXIT_TERMINATED
-from nas.workers import WorkerJob, run_workers, shares, work
+from nas.errors import UsageError
+from nas.workers import ScaleOut, WorkerJob, parse_workers, run_workers, shares, work
 from storage import Store, TrialRecord
 from storage.contract import INTERRUPTED
 
@@ -29,6 +30,43 @@ def _config(trials: int, study: str) -> SearchConfig:
 
 def test_the_budget_is_split_so_the_workers_together_run_exactly_it():
     assert shares(10, 4) == [3, 3, 2, 2] and sum(shares(3, 8)) == 3 and shares(None, 2) == [None, None]
+
+
+def test_workers_auto_is_one_a_core_except_where_the_search_runs_in_one_process():
+    cores = len(os.sched_getaffinity(0))
+    assert parse_workers("auto") is None and parse_workers("3") == 3
+    for bad in ("two", "-1", "1.5", ""):
+        with pytest.raises(UsageError, match="whole number or auto"):
+            parse_workers(bad)
+    with pytest.raises(UsageError, match=">= 1"):
+        ScaleOut(parse_workers("0"))
+    assert ScaleOut().trials_at_once(_config(4, "auto")) == cores
+    assert ScaleOut(3).trials_at_once(_config(4, "auto")) == 3
+    hybrid = SearchConfig(space="tiny", target_latency_ms=2.0, trials=4, estimator="hybrid:synflow:2")
+    assert ScaleOut().trials_at_once(hybrid) == 1  # and not refused, as --workers 2 is
+    with pytest.raises(UsageError, match="one process"):
+        ScaleOut(2).check(hybrid, Store.open("sqlite://"))
+    assert ScaleOut(runner="ray").trials_at_once(_config(4, "auto")) is None  # Tune's own limit: a trial a CPU
+
+
+@pytest.mark.slow
+def test_a_search_without_workers_runs_one_worker_a_core_it_may_use(tmp_path):
+    """The default ``--workers auto`` follows the cores the command may run on (``taskset``, a
+    container's CPU set): one core, one process; two, two worker processes on the study."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        pytest.skip("needs two cores")
+    env = {**os.environ, "NO_COLOR": "1"}
+    for allowed in (cores[:1], cores[:2]):
+        proc = subprocess.run([*NAS, "search", "--space", "tiny", "--target-latency", "2ms", "--trials", "4",
+                               "--estimator", "params", "--pruner", "none", "--resolution", "32",
+                               "--storage", f"sqlite:///{tmp_path}/cores-{len(allowed)}.db"],
+                              env=env, capture_output=True, text=True, timeout=600,
+                              preexec_fn=lambda allowed=allowed: os.sched_setaffinity(0, allowed))
+        assert proc.returncode == 0, proc.stderr
+        assert ("2 worker processes on study" in proc.stderr) == (len(allowed) == 2), proc.stderr
+        study = load_study(Store.open(f"sqlite:///{tmp_path}/cores-{len(allowed)}.db"), "tiny-2ms-soft")
+        assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
 
 
 def test_a_worker_that_loses_the_database_for_longer_exits_non_zero_in_one_line(monkeypatch, capsys):
