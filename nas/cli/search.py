@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 import warnings
 from dataclasses import asdict
@@ -196,11 +197,28 @@ def _print_closing(result: SearchResult, config: SearchConfig, store: Store, sto
                   f"{check.measured_ms:.2f} ms +-{check.spread_ms:.2f} ({check.error_pct:+.1f}%)")
     out.print(_trust(config.estimator, store))
     if result.latency_source == "measured" and config.latency_mode == "auto":
-        out.print(f"latency was timed for every candidate: `{nas_command()} latency build --space {config.space}`, once "
-                  "on this device, lets later searches predict it instead (README: \"Where the 10x is\")",
+        out.print(f"latency was timed for every candidate: `{_table_command(config, result.storage_url, storage)}`, "
+                  "once on this device, lets later searches predict it instead (README: \"Where the 10x is\")",
                   soft_wrap=True, highlight=False)
     for line in open_hints(storage, result.storage_url, result.study_name):
         out.print(line, soft_wrap=True, highlight=False)
+
+
+def _table_command(config: SearchConfig, database: str, storage: str | None) -> str:
+    """`nas latency build` for the device the search timed on: its flags that differ from the defaults,
+    and its database (a table elsewhere, or of another device, is never used)."""
+    from nas.latency import LatencySettings
+    from nas.latency.settings import BACKENDS
+
+    settings, default = config.latency, LatencySettings()
+    flags = [f"--space {config.space}"]
+    if settings.backend != default.backend:
+        flags.append(f"--backend {next(flag for flag, name in BACKENDS.items() if name == settings.backend)}")
+    flags += [f"--{name} {getattr(settings, name)}" for name in ("threads", "resolution", "allocator")
+              if getattr(settings, name) != getattr(default, name)]
+    if storage is not None:
+        flags.append(f"--storage {shlex.quote(database)}")
+    return f"{nas_command()} latency build {' '.join(flags)}"
 
 
 def _trust(estimator: str, store: Store) -> str:

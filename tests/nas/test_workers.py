@@ -17,8 +17,7 @@ from nas import SearchConfig
 from nas.results import load_study, record_genotype
 from nas.study import counts_against_budget
 from nas import workers
-from nas.errors import EXIT_TERMINATED
-from nas.errors import UsageError
+from nas.errors import EXIT_TERMINATED, UsageError
 from nas.workers import ScaleOut, WorkerJob, parse_workers, run_workers, shares, work
 from storage import Store, TrialRecord
 from storage.contract import INTERRUPTED
@@ -65,6 +64,8 @@ def test_a_search_without_workers_runs_one_worker_a_core_it_may_use(tmp_path):
                               preexec_fn=lambda allowed=allowed: os.sched_setaffinity(0, allowed))
         assert proc.returncode == 0, proc.stderr
         assert ("2 worker processes on study" in proc.stderr) == (len(allowed) == 2), proc.stderr
+        # no table in this database: the closing line says how to build one for this device and database
+        assert f"latency build --space tiny --resolution 32 --storage sqlite:///{tmp_path}/cores-" in proc.stdout
         study = load_study(Store.open(f"sqlite:///{tmp_path}/cores-{len(allowed)}.db"), "tiny-2ms-soft")
         assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
 
