@@ -55,14 +55,14 @@ def run(name: str, url: str, workers: int | None, latency_mode: str, trials: int
     config = SearchConfig(target_latency_ms=20.0, space=space, trials=trials, latency_mode=latency_mode, study=f"rate-{name}")
     store = Store.open(url)
     scale = ScaleOut(workers)
-    workers = scale.trials_at_once(config)
+    at_once = scale.trials_at_once(config)
     start = time.perf_counter()
     result = search(config, store, scale, top=0)
     wall = time.perf_counter() - start
     frozen = store.optuna().get_all_trials(store.optuna().get_study_id_from_name(config.study_name))
-    steady_s, per_hour = steady_state((t.datetime_complete for t in frozen), workers)
+    steady_s, per_hour = steady_state((t.datetime_complete for t in frozen), at_once)
     records = [TrialRecord.from_trial(t) for t in frozen]
-    return {"name": name, "workers": workers, "latency": result.latency_source, "storage": url.split(":")[0],
+    return {"name": name, "workers": at_once, "latency": result.latency_source, "storage": url.split(":")[0],
             "trials": len(frozen), "states": result.counts, "wall_s": wall, "steady_s": steady_s,
             "per_hour": per_hour, "wall_per_hour": 3600 * sum(t.datetime_complete is not None for t in frozen) / wall,
             "latency_ms": {r.arch_key: r.latency_ms for r in records if r.latency_ms is not None},

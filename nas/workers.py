@@ -72,7 +72,7 @@ class ScaleOut:
         if self.runner == "ray" and self.ray_address is not None and make_url(store.url).get_backend_name() == "sqlite":
             raise UsageError("--ray-address: workers on other machines cannot reach an SQLite file; "
                              "pass --storage postgresql+psycopg://USER@HOST/DB")
-        if (self.runner == "ray" or (self.workers or 1) > 1) and parse_hybrid(config.estimator):
+        if parse_hybrid(config.estimator) and (self.runner == "ray" or self.trials_at_once(config) > 1):
             raise UsageError("--estimator hybrid:PROXY:K runs its two phases in one process; use --workers 1 "
                              "and --runner local")
 

@@ -54,7 +54,7 @@ def test_a_search_without_workers_runs_one_worker_a_core_it_may_use(tmp_path):
     container's CPU set): one core, one process; two, two worker processes on the study."""
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) < 2:
-        pytest.skip("needs two cores")
+        pytest.skip("needs two usable cores: one process on one core is told from two workers on two")
     env = {**os.environ, "NO_COLOR": "1"}
     for allowed in (cores[:1], cores[:2]):
         proc = subprocess.run([*NAS, "search", "--space", "tiny", "--target-latency", "2ms", "--trials", "4",
