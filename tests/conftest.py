@@ -20,6 +20,11 @@ import pytest
 from hypothesis import settings
 
 NAS = [sys.executable, "-m", "nas"]
+# A test that searches for what the search stores, prints or survives runs one worker: the default (a
+# worker a core) starts another interpreter per core and interleaves trials by timing, which costs
+# CI's two cores minutes over the suite and makes a seeded order depend on load. The default itself
+# is tested in tests/nas/test_workers.py and tests/nas/test_first_hour.py.
+ONE_WORKER = ["--workers", "1"]
 
 # The fuzz tests draw the same examples on every run, so the suite passes or fails the same way each
 # time (a bug hypothesis finds once becomes a plain test case); HYPOTHESIS_PROFILE=explore draws new ones.

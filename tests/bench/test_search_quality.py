@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from bench_scripts import BENCH, load
+from conftest import ONE_WORKER
 
 _bench = load("search_quality")
 Point, best_under, compare, front, hypervolume, time_to_reach, verdict_rivals = (
@@ -137,8 +138,9 @@ def test_the_verdict_is_settled_against_the_two_best_as_fast_and_the_best_less_a
 @pytest.mark.slow
 def test_quick_run_writes_every_figure_and_resumes_from_its_work_folder(tmp_path):
     args = [sys.executable, str(BENCH / "search_quality.py"), "--quick", "--space", "tiny", "--target-latency", "10s",
-            "--budget", "10s", "--baselines", "mobilenetv3_small_050", "--final-epochs", "1", "--verdict-seeds", "2",
-            "--workdir", str(tmp_path / "work"), "--results", str(tmp_path / "results"), "--json"]
+            "--budget", "10s", "--baselines", "mobilenetv3_small_050", "--final-epochs", "1", "--final-resolution", "32",
+            "--verdict-seeds", "2", f"--search-args={' '.join(ONE_WORKER)}", "--workdir", str(tmp_path / "work"),
+            "--results", str(tmp_path / "results"), "--json"]
     first = json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
     assert set(first["methods"]) == {"tpe", "nsga2", "random"}
     for method in first["methods"].values():

@@ -19,7 +19,7 @@ import pytest
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna_dashboard import _note, _serializer, save_note
 
-from conftest import NAS, free_port, wait_for
+from conftest import NAS, ONE_WORKER, free_port, wait_for
 from dashboards import attr_index
 from dashboards.server import dashboard_app
 from nas.cli import main
@@ -29,7 +29,7 @@ from storage import Store, TrialRecord
 
 CHROMIUM = Path("/usr/bin/chromium")
 SEARCH = ["search", "--space", "tiny", "--target-latency", "2ms", "--trials", "3", "--epochs", "1",
-          "--proxy-resolution", "16", "--resolution", "64"]
+          "--proxy-resolution", "16", "--resolution", "64", *ONE_WORKER]
 
 
 def _wsgi_get(app, path: str) -> tuple[str, bytes]:

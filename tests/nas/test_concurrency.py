@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 
 from nas.errors import EXIT_TERMINATED
 
-from conftest import NAS, wait_for
+from conftest import NAS, ONE_WORKER, wait_for
 
 pytestmark = pytest.mark.slow  # real `nas` processes
 
@@ -35,7 +35,7 @@ def _trials(db) -> list[tuple]:
 
 def test_a_second_search_on_one_sqlite_file_joins_the_first(nas_cli, spawn):
     args = ["search", "--space", "tiny", "--target-latency", "2ms", "--estimator", "params", "--resolution", "32",
-            "--latency", "measure"]
+            "--latency", "measure", *ONE_WORKER]
     db = nas_cli.cwd / "nas.db"
     first = spawn([*NAS, *args, "--trials", "100000"], cwd=nas_cli.cwd, env=_env(), stdout=subprocess.DEVNULL,
                   stderr=subprocess.PIPE, text=True)

@@ -15,7 +15,7 @@ from nas.results import load_study, record_genotype
 from search_spaces import Genotype, build_model
 from storage import Store, StudyRecord, TrialRecord
 
-from conftest import NAS, progressive_images, wait_for
+from conftest import NAS, ONE_WORKER, progressive_images, wait_for
 
 FAST = dict(space="tiny", target_latency_ms=2.0, proxy=ProxySettings(epochs=1),
             latency=LatencySettings(warmup=2, repeats=5))
@@ -89,7 +89,7 @@ def test_pareto_search_marks_infeasible_trials(tmp_path):
 
 
 def test_cli_search_writes_sqlite_and_resumes(nas_cli):
-    args = ["search", "--space", "tiny", "--target-latency", "2ms", "--epochs", "1", "--seed", "3"]
+    args = ["search", "--space", "tiny", "--target-latency", "2ms", "--epochs", "1", "--seed", "3", *ONE_WORKER]
     first = nas_cli(*args, "--trials", "2", "--seed-arch", "mobilenetv3_small_100", "--json")
     db = nas_cli.cwd / "nas.db"
     assert db.exists()
@@ -107,7 +107,7 @@ def test_cli_search_writes_sqlite_and_resumes(nas_cli):
 
 
 def test_cli_best_rescoring_and_show(nas_cli):
-    nas_cli("search", "--space", "tiny", "--target-latency", "2ms", "--epochs", "1", "--trials", "3")
+    nas_cli("search", "--space", "tiny", "--target-latency", "2ms", "--epochs", "1", "--trials", "3", *ONE_WORKER)
     trials = {t["number"]: t for t in nas_cli.json("trials")["trials"]}
     best = nas_cli.json("best", "--top", "3", "--target-latency", "0.5ms", "--reward", "hard")
     assert best["target_latency_ms"] == 0.5
@@ -125,7 +125,7 @@ def test_cli_best_rescoring_and_show(nas_cli):
 
 
 def test_kill_9_loses_no_completed_trial_and_the_same_command_resumes(nas_cli, spawn):
-    args = [*NAS, "search", "--space", "tiny", "--target-latency", "2ms", "--epochs", "3", "--trials", "6"]
+    args = [*NAS, "search", "--space", "tiny", "--target-latency", "2ms", "--epochs", "3", "--trials", "6", *ONE_WORKER]
     proc = spawn(args, cwd=nas_cli.cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = nas_cli.cwd / "nas.db"
 
@@ -172,7 +172,7 @@ def test_bad_input_gets_one_line_and_exit_2(nas_cli, args, message):
 
 
 def test_ctrl_c_stores_the_trial_as_interrupted_and_the_resume_runs_it_again(nas_cli, spawn):
-    base = ["search", "--space", "tiny", "--target-latency", "2ms", "--trials", "1"]
+    base = ["search", "--space", "tiny", "--target-latency", "2ms", "--trials", "1", *ONE_WORKER]
     proc = spawn([*NAS, *base, "--epochs", "60"], cwd=nas_cli.cwd, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     db = nas_cli.cwd / "nas.db"

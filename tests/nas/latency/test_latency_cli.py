@@ -7,9 +7,11 @@ and check only what is stored, flagged and refused, never how accurate a timing 
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -20,9 +22,26 @@ from nas.cli import app
 from nas.latency import LatencySettings, Measurement, device_fingerprint, space_layers
 from search_spaces import build_model, get_space
 
-from conftest import NAS, wait_for
+from conftest import NAS, ONE_WORKER, wait_for
 
 RES = ["--resolution", "64"]
+TABLE = ["latency", "build", "--space", "tiny", *RES, "--calibration", "8"]
+
+
+@pytest.fixture(scope="module")
+def built_table(tmp_path_factory) -> Path:
+    """A database holding this machine's real table for the tiny space, built once (a build is the
+    slowest step of these tests) for the tests that use a table rather than test its building."""
+    folder = tmp_path_factory.mktemp("tiny-table")
+    env = {**os.environ, "NO_COLOR": "1"}
+    env.pop("NAS_STORAGE", None)
+    built = subprocess.run([*NAS, *TABLE], cwd=folder, env=env, capture_output=True, text=True, timeout=900)
+    assert built.returncode == 0, built.stderr
+    return folder / "nas.db"
+
+
+def _with_table(nas_cli, built_table: Path) -> None:
+    shutil.copy(built_table, nas_cli.cwd / "nas.db")
 
 
 def _sized_latency(model, settings, input_shape=None) -> Measurement:
@@ -125,8 +144,8 @@ def test_a_killed_build_resumes_where_it_stopped(nas_cli, spawn):
 
 
 @pytest.mark.slow
-def test_a_table_of_another_device_is_never_used(nas_cli):
-    nas_cli("latency", "build", "--space", "tiny", *RES, "--calibration", "6")
+def test_a_table_of_another_device_is_never_used(nas_cli, built_table):
+    _with_table(nas_cli, built_table)
     proc = nas_cli("latency", "predict", "mobilenetv2_100", *RES, "--threads", "2", check=False)
     assert proc.returncode == 2 and "no latency table" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
@@ -134,13 +153,16 @@ def test_a_table_of_another_device_is_never_used(nas_cli):
         conn.execute("update nas_latency_tables set device_key = 'elsewhere'")
     proc = nas_cli("search", "--space", "tiny", "--target-latency", "2ms", *RES, "--latency", "lut", check=False)
     assert proc.returncode == 2 and "no latency table calibrated for space 'tiny'" in proc.stderr
-    result = nas_cli.json("search", "--space", "tiny", "--target-latency", "2ms", *RES, "--trials", "2", "--epochs", "1")
+    result = nas_cli.json("search", "--space", "tiny", "--target-latency", "2ms", *RES, "--trials", "2", "--epochs", "1",
+                          *ONE_WORKER)
     assert result["latency_source"] == "measured"
 
 
 @pytest.mark.slow
-def test_onnxruntime_tables_are_separate_devices(nas_cli):
-    torch_table = nas_cli.json("latency", "build", "--space", "tiny", *RES, "--calibration", "6")
+def test_onnxruntime_tables_are_separate_devices(nas_cli, built_table):
+    _with_table(nas_cli, built_table)
+    torch_table = nas_cli.json(*TABLE)
+    assert torch_table["measured_now"] == 0  # the copied table is this machine's
     ort_table = nas_cli.json("latency", "build", "--space", "tiny", *RES, "--calibration", "6", "--backend", "onnxruntime")
     assert ort_table["device"]["backend"] == "onnxruntime-cpu" and "onnxruntime" in ort_table["device"]
     assert ort_table["table_id"] != torch_table["table_id"] and ort_table["measured_now"] == 3 * ort_table["entries"]
@@ -148,10 +170,10 @@ def test_onnxruntime_tables_are_separate_devices(nas_cli):
 
 
 @pytest.mark.slow
-def test_search_uses_the_table_and_checks_the_best_for_real(nas_cli):
-    nas_cli("latency", "build", "--space", "tiny", *RES, "--calibration", "8")
+def test_search_uses_the_table_and_checks_the_best_for_real(nas_cli, built_table):
+    _with_table(nas_cli, built_table)
     result = nas_cli.json("search", "--space", "tiny", "--target-latency", "2ms", *RES, "--trials", "4", "--epochs", "1",
-                          "--seed-arch", "mobilenetv3_small_100")
+                          "--seed-arch", "mobilenetv3_small_100", *ONE_WORKER)
     assert result["latency_source"] == "lut"
     trials = nas_cli.json("trials")["trials"]
     sources = {t["number"]: t["latency_source"] for t in trials if t["state"] == "COMPLETE"}

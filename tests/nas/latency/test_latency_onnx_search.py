@@ -3,8 +3,11 @@ store trials whose device is ONNX Runtime's (real searches, real timings; nothin
 
 import pytest
 
+from conftest import ONE_WORKER
+
 RES = ["--resolution", "64"]
-SEARCH = ["search", "--space", "tiny", "--target-latency", "2ms", *RES, "--epochs", "1", "--backend", "onnxruntime"]
+SEARCH = ["search", "--space", "tiny", "--target-latency", "2ms", *RES, "--epochs", "1", "--backend", "onnxruntime",
+          *ONE_WORKER]
 
 
 def _devices(nas_cli) -> list[dict]:
