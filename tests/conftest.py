@@ -76,14 +76,19 @@ def postgres_url():
         shutil.rmtree(data, ignore_errors=True)
 
 
+def cli_env() -> dict[str, str]:
+    """The environment a test's `nas` command runs in: plain text, and no database from the shell's $NAS_STORAGE."""
+    env = {**os.environ, "NO_COLOR": "1"}
+    env.pop("NAS_STORAGE", None)
+    return env
+
+
 @pytest.fixture()
 def nas_cli(tmp_path):
     """Run the real `nas` command in a fresh working directory; returns CompletedProcess."""
 
     def run(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-        env = {**os.environ, "NO_COLOR": "1"}
-        env.pop("NAS_STORAGE", None)
-        proc = subprocess.run([*NAS, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run([*NAS, *args], cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"nas {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
         return proc

@@ -22,7 +22,7 @@ from nas.cli import app
 from nas.latency import LatencySettings, Measurement, device_fingerprint, space_layers
 from search_spaces import build_model, get_space
 
-from conftest import NAS, ONE_WORKER, wait_for
+from conftest import NAS, ONE_WORKER, cli_env, wait_for
 
 RES = ["--resolution", "64"]
 TABLE = ["latency", "build", "--space", "tiny", *RES, "--calibration", "8"]
@@ -33,9 +33,7 @@ def built_table(tmp_path_factory) -> Path:
     """A database holding this machine's real table for the tiny space, built once (a build is the
     slowest step of these tests) for the tests that use a table rather than test its building."""
     folder = tmp_path_factory.mktemp("tiny-table")
-    env = {**os.environ, "NO_COLOR": "1"}
-    env.pop("NAS_STORAGE", None)
-    built = subprocess.run([*NAS, *TABLE], cwd=folder, env=env, capture_output=True, text=True, timeout=900)
+    built = subprocess.run([*NAS, *TABLE], cwd=folder, env=cli_env(), capture_output=True, text=True, timeout=900)
     assert built.returncode == 0, built.stderr
     return folder / "nas.db"
 
