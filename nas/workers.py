@@ -11,7 +11,8 @@ database that goes away for a while. ``--runner ray`` hands the trials to Ray Tu
 
 from __future__ import annotations
 
-import math
+import atexit
+import gc
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -30,6 +31,7 @@ from nas.config import SearchConfig
 from nas.errors import EXIT_DATABASE, EXIT_INTERRUPTED, NasError, UsageError, WorkerError
 from nas.estimators import AccuracyEstimator, LatencyEstimator
 from nas.estimators.choose import parse_hybrid
+from nas.interrupts import REPEAT_S, Interrupts
 from nas.search import SearchObserver, SearchResult, prepare_search, run_search, search_result
 from nas.study import FINISHED, spent_budget
 from storage import Store, StorageError
@@ -39,7 +41,6 @@ DATABASE_WAIT_S = 60.0  # a worker waits this long for a lost database, then exi
 RESUMES = 5  # and resumes at most this often after the database came back
 POLL_S = 1.0  # how often the command looks for trials its workers finished (for the progress bar)
 STOP_WAIT_S = 30.0  # an interrupted worker gets this long to store its trial, then it is killed
-REPEAT_S = 10.0  # how often an interrupt is repeated to a worker that has not stopped
 # what a lost connection raises: our storage, Optuna's (it wraps SQLAlchemy's) and SQLAlchemy's own
 _LOST = (StorageError, optuna.exceptions.StorageInternalError, OperationalError, InterfaceError)
 
@@ -217,6 +218,7 @@ def work(job: WorkerJob) -> None:
     """One worker process: its share of the search, resumed after a database outage; a reason in
     one line and a non-zero exit when it cannot go on; interrupted (``take_interrupts``), it stores
     its trial as Ctrl-C does and exits 130."""
+    atexit.register(gc.freeze)  # as ``nas.cli.main`` does: its command waits for this process's exit
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
@@ -237,32 +239,10 @@ def work(job: WorkerJob) -> None:
         sys.exit(EXIT_INTERRUPTED)
 
 
-class _Interrupts:
-    """A worker's SIGINT and SIGTERM: Ctrl-C's path (the running trial marked interrupted and queued
-    again), a repeat within ``REPEAT_S`` ignored so that it cannot break that bookkeeping halfway
-    (the terminal's Ctrl-C and the command's own reach a worker together). Later repeats get
-    through: Python drops an interrupt that lands inside a finalizer."""
-
-    def __init__(self) -> None:
-        self.last = -math.inf
-
-    def __call__(self, signum: int, frame: object) -> None:
-        now = time.monotonic()
-        if now - self.last >= REPEAT_S:
-            self.last = now
-            raise KeyboardInterrupt
-
-
-def _drop_lost_interrupt(unraisable: sys.UnraisableHookArgs) -> None:
-    """Python prints an interrupt it dropped inside a finalizer as a traceback; it is repeated anyway."""
-    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
-        sys.__unraisablehook__(unraisable)
-
-
 def take_interrupts() -> None:
-    """In a worker process: SIGINT and SIGTERM interrupt it (its command sends SIGTERM when it is
-    interrupted itself; a command started in the background ignores SIGINT, and its workers
-    inherited that), and so does the end of the command that started it (``kill -9``), repeated
+    """In a worker process: SIGINT and SIGTERM interrupt it as they do a command (``nas.interrupts``;
+    its command sends SIGTERM when it is interrupted itself; a command started in the background
+    ignores SIGINT, and its workers inherited that), and so does the end of the command that started it (``kill -9``), repeated
     until it stops, then a kill after ``STOP_WAIT_S``: an orphaned worker would run its whole share
     of the budget unseen, beside the same command run again to resume."""
     parent = multiprocessing.parent_process()
@@ -277,10 +257,7 @@ def take_interrupts() -> None:
             time.sleep(REPEAT_S)
         os.kill(os.getpid(), signal.SIGKILL)  # the heartbeat reaps its trial
 
-    interrupts = _Interrupts()
-    signal.signal(signal.SIGINT, interrupts)
-    signal.signal(signal.SIGTERM, interrupts)
-    sys.unraisablehook = _drop_lost_interrupt
+    Interrupts().install()
     threading.Thread(target=watch, name="nas-orphan-watch", daemon=True).start()
 
 

@@ -7,7 +7,9 @@ sub-commands on the one Typer app when imported.
 
 from __future__ import annotations
 
-import signal
+import atexit
+import contextlib
+import gc
 import sqlite3
 import sys
 import threading
@@ -18,14 +20,7 @@ from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer vendo
 from nas.cli import dashboard, estimators, latency, models, refine, scale, search, supernet  # noqa: F401 -- each registers its commands
 from nas.cli.common import app
 from nas.errors import EXIT_DATABASE, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, NasError
-
-_TERMINATED = threading.Event()
-
-
-def _terminate(signum: int, frame: object) -> None:
-    """SIGTERM takes Ctrl-C's path (the running trial is queued again, the resume line printed)."""
-    _TERMINATED.set()
-    raise KeyboardInterrupt
+from nas.interrupts import Interrupts
 
 
 def _caused_by_database(error: BaseException | None) -> bool:
@@ -68,39 +63,47 @@ def _clear_interrupt_mark() -> None:
 
 
 def main() -> None:
-    """Entry point: user-fixable errors print one line and exit with their code; SIGTERM exits 143."""
-    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
-    _TERMINATED.clear()
+    """Entry point: user-fixable errors print one line and exit with their code; Ctrl-C exits 130,
+    SIGTERM (the same path) 143."""
+    # what is still alive at exit is not collected: its memory goes back with the process. Python's
+    # last collection of a heap with torch and a study in it took 2-3 s here at the end of every
+    # command; what must happen at exit is an atexit hook (the measuring child, worker processes,
+    # Ray) or was closed by its ``with`` block. (At exit, not now: tests call ``main`` in-process.)
+    atexit.register(gc.freeze)
+    interrupts = Interrupts()
+    on_main_thread = threading.current_thread() is threading.main_thread()  # only it can take signals
+    with interrupts.installed() if on_main_thread else contextlib.nullcontext():
+        code = _run()
+    if interrupts.terminated:
+        code = EXIT_TERMINATED
+    _clear_interrupt_mark()
+    sys.exit(code or 0)
+
+
+def _run() -> int | None:
+    """The command; its errors as one line and an exit code."""
     try:
-        code = app(standalone_mode=False)
+        return app(standalone_mode=False)
     except NoArgsIsHelpError as error:  # a command group alone: its help, as click prints it
         error.show()
-        code = EXIT_USAGE
+        return EXIT_USAGE
     except UsageError as error:
         print(_usage_line(error), file=sys.stderr)
-        code = EXIT_USAGE
+        return EXIT_USAGE
     except NasError as error:
         print(f"error: {error}", file=sys.stderr)
-        code = EXIT_USAGE
+        return EXIT_USAGE
     except (KeyboardInterrupt, Abort):  # commands with something to resume say how themselves
         print("interrupted: what finished is stored; run the same command again to resume", file=sys.stderr)
-        code = EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED
     except Exception as error:  # a database fault, maybe wrapped by Optuna (storage loads only now: --help stays fast)
         from storage import StorageError, database_error, resolve_url
 
         if isinstance(error, StorageError):
             print(f"error: {error}", file=sys.stderr)
-            code = EXIT_DATABASE[error.fault]
-        elif _caused_by_database(error):
+            return EXIT_DATABASE[error.fault]
+        if _caused_by_database(error):
             fault = database_error(error, resolve_url(_storage_flag()))
             print(f"error: {fault}", file=sys.stderr)
-            code = EXIT_DATABASE[fault.fault]
-        else:
-            raise
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-    if _TERMINATED.is_set():
-        code = EXIT_TERMINATED
-    _clear_interrupt_mark()
-    sys.exit(code or 0)
+            return EXIT_DATABASE[fault.fault]
+        raise
