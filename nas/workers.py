@@ -242,9 +242,10 @@ def work(job: WorkerJob) -> None:
 def take_interrupts() -> None:
     """In a worker process: SIGINT and SIGTERM interrupt it as they do a command (``nas.interrupts``;
     its command sends SIGTERM when it is interrupted itself; a command started in the background
-    ignores SIGINT, and its workers inherited that), and so does the end of the command that started it (``kill -9``), repeated
-    until it stops, then a kill after ``STOP_WAIT_S``: an orphaned worker would run its whole share
-    of the budget unseen, beside the same command run again to resume."""
+    ignores SIGINT, and its workers inherited that), and so does the end of the command that
+    started it (``kill -9``), repeated until it stops, then a kill after ``STOP_WAIT_S``: an
+    orphaned worker would run its whole share of the budget unseen, beside the same command run
+    again to resume."""
     parent = multiprocessing.parent_process()
     if parent is None:  # not a worker process (``work`` called in-process): leave its signals alone
         return
