@@ -32,32 +32,29 @@ REPEAT_S = 10.0  # a repeat this soon after an interrupt was raised is ignored: 
 FORCE_S = 10.0  # an interrupt held this long (a call that does not return) is raised where it lands
 
 
-def _module(frame: FrameType) -> str:
-    return str(frame.f_globals.get("__name__", ""))
-
-
-def _in(module: str, packages: tuple[str, ...]) -> bool:
-    return any(module == package or module.startswith(package + ".") for package in packages)
-
-
-def _library(module: str) -> bool:
-    """Code an interrupt is not raised in: the standard library, the database layer, Optuna."""
+def _kind(frame: FrameType) -> str:
+    """Whose code a frame runs: "database", "optuna", "stdlib", or "ours" (anything else: our code,
+    the objective, torch)."""
+    module = str(frame.f_globals.get("__name__", ""))
     top = module.partition(".")[0]
-    return not top or top in sys.stdlib_module_names or top == "optuna" or _in(module, DATABASE)
+    if any(module == package or module.startswith(package + ".") for package in DATABASE):
+        return "database"
+    if top == "optuna":
+        return "optuna"
+    return "stdlib" if not top or top in sys.stdlib_module_names else "ours"
 
 
 def held_here(frame: FrameType | None) -> bool:
     """Whether an interrupt landing in ``frame`` must wait: the database layer is on the stack, or
     the innermost code that is not the standard library's is Optuna's (between trials, around the
-    objective); anywhere else (our code, the objective, torch) it is raised at once."""
+    objective); anywhere else it is raised at once."""
     innermost = None
     while frame is not None:
-        module = _module(frame)
-        if _in(module, DATABASE):
+        kind = _kind(frame)
+        if kind == "database":
             return True
-        top = module.partition(".")[0]
-        if innermost is None and top and top not in sys.stdlib_module_names:
-            innermost = top
+        if innermost is None and kind != "stdlib":
+            innermost = kind
         frame = frame.f_back
     return innermost == "optuna"
 
@@ -106,14 +103,14 @@ class Interrupts:
             self._force.daemon = True
             self._force.start()
         while frame is not None:  # the callers of the held call: the next line one of them runs raises it
-            if not _library(_module(frame)):
+            if _kind(frame) == "ours":
                 frame.f_trace = self._on_line
             frame = frame.f_back
         sys.settrace(self._on_call)
 
     def _on_call(self, frame: FrameType, event: str, arg: object) -> None:
         """Trace function of every call while an interrupt is held: one into code of ours raises it."""
-        if self._held is not None and not _library(_module(frame)) and not held_here(frame):
+        if self._held is not None and _kind(frame) == "ours" and not held_here(frame):
             self._raise(self._held)
 
     def _on_line(self, frame: FrameType, event: str, arg: object):

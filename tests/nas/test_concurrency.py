@@ -14,15 +14,13 @@ from sqlalchemy.engine import make_url
 
 from nas.errors import EXIT_TERMINATED
 
-from conftest import NAS, ONE_WORKER, wait_for
+from conftest import NAS, ONE_WORKER, cli_env, wait_for
 
 pytestmark = pytest.mark.slow  # real `nas` processes
 
 
 def _env() -> dict[str, str]:
-    env = {**os.environ, "NO_COLOR": "1", "OMP_NUM_THREADS": "1"}
-    env.pop("NAS_STORAGE", None)
-    return env
+    return {**cli_env(), "OMP_NUM_THREADS": "1"}
 
 
 def _trials(db) -> list[tuple]:
