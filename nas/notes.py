@@ -18,7 +18,6 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta, upload_artifact
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
-from optuna_dashboard import save_note
 from sqlalchemy.engine import make_url
 
 from nas.architecture import write_architecture
@@ -128,6 +127,10 @@ class TrialNotes:
         self.storage = storage  # the study's own storage object
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        # imported at the first note, not with the module: optuna-dashboard loads its whole web app and
+        # scikit-learn (~1.7 s here), which a command whose worker processes run the trials never needs
+        from optuna_dashboard import save_note
+
         # save_note takes a live Trial: rebuilding one only reads the trial back from storage
         trial_id = self.storage.get_trial_id_from_study_id_trial_number(
             self.storage.get_study_id_from_name(study.study_name), trial.number)

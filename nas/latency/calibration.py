@@ -15,8 +15,6 @@ from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
 import numpy as np
-from sklearn.linear_model import LinearRegression
-from sklearn.model_selection import LeaveOneOut, cross_val_predict
 
 from nas.errors import UsageError
 from nas.latency.layers import Layer
@@ -118,6 +116,11 @@ class Calibration:
         by 1/latency^2. Errors equal to 1e-9 % are a tie, won by the smaller set (listed first):
         a feature earns its place only by lowering the error.
         """
+        # imported here, not with the module: scikit-learn takes ~2 s to import on a 2-core machine, and
+        # every process that times or predicts imports this module (the measuring child too); only a fit needs it
+        from sklearn.linear_model import LinearRegression
+        from sklearn.model_selection import LeaveOneOut, cross_val_predict
+
         y = np.array([p.measured_ms for p in points])
         weight = 1 / y ** 2
         scored = []
