@@ -1,7 +1,9 @@
 """How long a nas process that computes takes to import what it computes with (torch, timm,
-Optuna, SQLAlchemy: `nas.search` and the measuring child's module), with CPython's collector
-threshold and with the one `import nas` sets (``nas.YOUNG_THRESHOLD``). Every such process pays it
-once: a command that trains or times, each of its worker processes, each measuring child.
+Optuna, SQLAlchemy: `nas.search`, `nas.workers` and the measuring child's module). Every such
+process pays it once: a command that trains or times, each of its worker processes, each measuring
+child. Three ways: as before 2026-12-01 (CPython's collector threshold; scikit-learn and
+optuna-dashboard imported with the modules that use them), CPython's threshold only, and as now
+(the threshold `import nas` sets, ``nas.YOUNG_THRESHOLD``).
 
 Fresh interpreters, one at a time, the two settings taking turns in each round; medians of the
 rounds, wall time and the CPU time the process used (user + system).
@@ -29,11 +31,14 @@ from _common import save
 
 import nas
 
-# `import nas` sets its threshold; the first setting puts CPython's back before anything heavy loads
-IMPORTS = "import gc, nas; {reset}import nas.search, nas.latency.isolated"
+# `import nas` sets its threshold; RESET puts CPython's back before anything heavy loads
+IMPORTS = "import gc, nas; {before}import nas.search, nas.workers, nas.latency.isolated"
+RESET = f"gc.set_threshold({nas.CPYTHON_YOUNG_THRESHOLD}, *gc.get_threshold()[1:]); "
+EAGER = "import sklearn.linear_model, sklearn.model_selection, optuna_dashboard; "  # what those modules imported before
 SETTINGS = {
-    f"CPython's ({nas.CPYTHON_YOUNG_THRESHOLD})": f"gc.set_threshold({nas.CPYTHON_YOUNG_THRESHOLD}, *gc.get_threshold()[1:]); ",
-    f"nas's ({nas.YOUNG_THRESHOLD})": "",
+    f"before: CPython's threshold ({nas.CPYTHON_YOUNG_THRESHOLD}), eager imports": RESET + EAGER,
+    f"CPython's threshold ({nas.CPYTHON_YOUNG_THRESHOLD})": RESET,
+    f"now: nas's threshold ({nas.YOUNG_THRESHOLD})": "",
 }
 
 
@@ -42,10 +47,10 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def import_once(reset: str) -> tuple[float, float]:
+def import_once(before: str) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of a fresh interpreter importing what a computing nas process does."""
     cpu, start = _children_cpu_s(), time.perf_counter()
-    subprocess.run([sys.executable, "-c", IMPORTS.format(reset=reset)], check=True)
+    subprocess.run([sys.executable, "-c", IMPORTS.format(before=before)], check=True)
     return time.perf_counter() - start, _children_cpu_s() - cpu
 
 
@@ -54,31 +59,31 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    for reset in SETTINGS.values():  # one untimed run each: files into the page cache for both alike
-        import_once(reset)
+    for before in SETTINGS.values():  # one untimed run each: files into the page cache for every way alike
+        import_once(before)
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in SETTINGS}
     for _ in range(args.rounds):
-        for name, reset in SETTINGS.items():
-            runs[name].append(import_once(reset))
-    rows = [{"threshold": name, "median_s": statistics.median(w for w, _ in measured), "runs_s": [w for w, _ in measured],
+        for name, before in SETTINGS.items():
+            runs[name].append(import_once(before))
+    rows = [{"way": name, "median_s": statistics.median(w for w, _ in measured), "runs_s": [w for w, _ in measured],
              "median_cpu_s": statistics.median(c for _, c in measured), "runs_cpu_s": [c for _, c in measured]}
             for name, measured in runs.items()]
-    default, tuned = rows
-    figures = {"rounds": args.rounds, "imports": IMPORTS.format(reset=""), "settings": rows,
-               "saved_s": default["median_s"] - tuned["median_s"], "ratio": tuned["median_s"] / default["median_s"],
-               "cpu_ratio": tuned["median_cpu_s"] / default["median_cpu_s"]}
+    old, _, now = rows
+    figures = {"rounds": args.rounds, "imports": IMPORTS.format(before=""), "ways": rows,
+               "saved_s": old["median_s"] - now["median_s"], "ratio": now["median_s"] / old["median_s"],
+               "cpu_ratio": now["median_cpu_s"] / old["median_cpu_s"]}
     path = save("startup", figures)
     if args.json:
         print(json.dumps(figures, indent=2))
         return
     table = Table(title=f"importing what a computing nas process imports, median of {args.rounds} rounds")
-    for column in ("collector threshold", "wall s", "min s", "max s", "CPU s"):
-        table.add_column(column, justify="left" if column == "collector threshold" else "right")
+    for column in ("way", "wall s", "min s", "max s", "CPU s"):
+        table.add_column(column, justify="left" if column == "way" else "right")
     for r in rows:
-        table.add_row(r["threshold"], f"{r['median_s']:.2f}", f"{min(r['runs_s']):.2f}", f"{max(r['runs_s']):.2f}",
+        table.add_row(r["way"], f"{r['median_s']:.2f}", f"{min(r['runs_s']):.2f}", f"{max(r['runs_s']):.2f}",
                       f"{r['median_cpu_s']:.2f}")
     Console(width=120).print(table)
-    print(f"nas's threshold: {figures['ratio']:.2f}x the wall time ({figures['saved_s']:.2f} s sooner), "
+    print(f"now: {figures['ratio']:.2f}x the wall time of before ({figures['saved_s']:.2f} s sooner), "
           f"{figures['cpu_ratio']:.2f}x the CPU time")
     print(f"saved {path}")
 
