@@ -27,4 +27,3 @@ def test_a_computing_process_loads_neither_scikit_learn_nor_the_dashboard_until_
 
 def test_a_collector_threshold_set_before_nas_is_kept():
     assert _start("gc.set_threshold(500, 7, 9); ")["threshold"] == [500, 7, 9]
-
