@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import pwd
+import resource
 import shutil
 import socket
 import subprocess
@@ -32,6 +33,13 @@ def provenance() -> dict:
                     "torch": torch.__version__, "platform": platform.platform()},
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
     }
+
+
+def children_cpu_s() -> float:
+    """CPU seconds (user + system) this process's finished children used so far: a command's CPU
+    time is the difference around it, which a busy shared machine inflates far less than wall time."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def save(name: str, figures: dict, directory: Path = RESULTS) -> Path:

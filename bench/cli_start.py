@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import signal
 import socket
 import statistics
@@ -33,7 +32,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from _common import save
+from _common import children_cpu_s, save
 from nas.metrics import count_params
 from nas.reward import Reward
 from search_spaces import build_model, get_space
@@ -65,17 +64,12 @@ def write_study(folder: Path) -> None:
         study.tell(trial, reward(accuracy, latency_ms))
 
 
-def _children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def run_once(args: list[str], cwd: Path) -> tuple[float, float | None]:
     """(wall seconds, CPU seconds) of one run of ``args``."""
-    cpu, start = _children_cpu_s(), time.perf_counter()
+    cpu, start = children_cpu_s(), time.perf_counter()
     subprocess.run(args, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    env={**os.environ, "NO_COLOR": "1"})
-    return time.perf_counter() - start, _children_cpu_s() - cpu
+    return time.perf_counter() - start, children_cpu_s() - cpu
 
 
 def free_port() -> int:

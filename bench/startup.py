@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from rich.console import Console
 from rich.table import Table
 
-from _common import save
+from _common import children_cpu_s, save
 
 import nas
 
@@ -42,16 +41,11 @@ SETTINGS = {
 }
 
 
-def _children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def import_once(before: str) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of a fresh interpreter importing what a computing nas process does."""
-    cpu, start = _children_cpu_s(), time.perf_counter()
+    cpu, start = children_cpu_s(), time.perf_counter()
     subprocess.run([sys.executable, "-c", IMPORTS.format(before=before)], check=True)
-    return time.perf_counter() - start, _children_cpu_s() - cpu
+    return time.perf_counter() - start, children_cpu_s() - cpu
 
 
 def main() -> None:
