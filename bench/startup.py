@@ -5,7 +5,7 @@ child. Three ways: as before 2026-12-01 (CPython's collector threshold; scikit-l
 optuna-dashboard imported with the modules that use them), CPython's threshold only, and as now
 (the threshold `import nas` sets, ``nas.YOUNG_THRESHOLD``).
 
-Fresh interpreters, one at a time, the two settings taking turns in each round; medians of the
+Fresh interpreters, one at a time, the three ways taking turns in each round; medians of the
 rounds, wall time and the CPU time the process used (user + system).
 
     python bench/startup.py [--rounds 10] [--json]
@@ -34,7 +34,7 @@ import nas
 IMPORTS = "import gc, nas; {before}import nas.search, nas.workers, nas.latency.isolated"
 RESET = f"gc.set_threshold({nas.CPYTHON_YOUNG_THRESHOLD}, *gc.get_threshold()[1:]); "
 EAGER = "import sklearn.linear_model, sklearn.model_selection, optuna_dashboard; "  # what those modules imported before
-SETTINGS = {
+WAYS = {
     f"before: CPython's threshold ({nas.CPYTHON_YOUNG_THRESHOLD}), eager imports": RESET + EAGER,
     f"CPython's threshold ({nas.CPYTHON_YOUNG_THRESHOLD})": RESET,
     f"now: nas's threshold ({nas.YOUNG_THRESHOLD})": "",
@@ -53,11 +53,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    for before in SETTINGS.values():  # one untimed run each: files into the page cache for every way alike
+    for before in WAYS.values():  # one untimed run each: files into the page cache for every way alike
         import_once(before)
-    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in SETTINGS}
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in WAYS}
     for _ in range(args.rounds):
-        for name, before in SETTINGS.items():
+        for name, before in WAYS.items():
             runs[name].append(import_once(before))
     rows = [{"way": name, "median_s": statistics.median(w for w, _ in measured), "runs_s": [w for w, _ in measured],
              "median_cpu_s": statistics.median(c for _, c in measured), "runs_cpu_s": [c for _, c in measured]}
