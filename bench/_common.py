@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,11 +36,18 @@ def provenance() -> dict:
     }
 
 
-def children_cpu_s() -> float:
-    """CPU seconds (user + system) this process's finished children used so far: a command's CPU
-    time is the difference around it, which a busy shared machine inflates far less than wall time."""
+def _children_cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def run_once(args: list[str], cwd: Path | None = None) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run of ``args``, output discarded. The CPU time (user +
+    system) is what a busy shared machine inflates far less than wall time."""
+    cpu, start = _children_cpu_s(), time.perf_counter()
+    subprocess.run(args, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   env={**os.environ, "NO_COLOR": "1"})
+    return time.perf_counter() - start, _children_cpu_s() - cpu
 
 
 def save(name: str, figures: dict, directory: Path = RESULTS) -> Path:

@@ -32,7 +32,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from _common import children_cpu_s, save
+from _common import run_once, save
 from nas.metrics import count_params
 from nas.reward import Reward
 from search_spaces import build_model, get_space
@@ -62,14 +62,6 @@ def write_study(folder: Path) -> None:
                     params=params, latency_ms=latency_ms, latency_spread_ms=0.1,
                     latency_source="measured", accuracy=accuracy, estimator="train")
         study.tell(trial, reward(accuracy, latency_ms))
-
-
-def run_once(args: list[str], cwd: Path) -> tuple[float, float | None]:
-    """(wall seconds, CPU seconds) of one run of ``args``."""
-    cpu, start = children_cpu_s(), time.perf_counter()
-    subprocess.run(args, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   env={**os.environ, "NO_COLOR": "1"})
-    return time.perf_counter() - start, children_cpu_s() - cpu
 
 
 def free_port() -> int:

@@ -3,6 +3,7 @@
 
     python bench/interrupts.py            # 40 + 40 studies, 12 commands (about 3 min here)
     python bench/interrupts.py --quick    # 10 + 10 studies, 4 commands
+    python bench/interrupts.py --json     # the figures as JSON
 
 Studies: an Optuna study on an SQLite file whose objective alternates 2 ms of work with a write,
 as a trial's epochs do, interrupted once after a random 0.05-0.6 s. Each ends with the interrupt
@@ -18,6 +19,7 @@ with the resume line and no traceback, within ``STOP_WAIT_S``, with no trial lef
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import signal
@@ -138,6 +140,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 + 10 studies and 4 commands")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     studies, commands = (10, 4) if args.quick else (40, 12)
     optuna.logging.set_verbosity(optuna.logging.CRITICAL)  # Optuna logs each failed trial's traceback
@@ -146,6 +149,10 @@ def main() -> None:
                "nas_interrupts": study_runs(studies, handler=True, seed=args.seed),
                "one_worker_commands": command_runs(commands, args.seed),
                "quick": args.quick, "wall_s": round(time.perf_counter() - start, 1)}
+    path = save("interrupts", figures)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return
     table = Table(title="interrupts")
     for column in ("runs", "handler", "outcomes", "delay / stop"):
         table.add_column(column)
@@ -155,7 +162,7 @@ def main() -> None:
         table.add_row(str(row["runs"]), key, ", ".join(f"{n} {what}" for what, n in row["outcomes"].items()),
                       f"median {low} {unit}, max {high} {unit}")
     Console(width=160).print(table)
-    print(f"wrote {save('interrupts', figures)}")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

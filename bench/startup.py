@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -26,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from rich.console import Console
 from rich.table import Table
 
-from _common import children_cpu_s, save
+from _common import run_once, save
 
 import nas
 
@@ -43,9 +41,7 @@ WAYS = {
 
 def import_once(before: str) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of a fresh interpreter importing what a computing nas process does."""
-    cpu, start = children_cpu_s(), time.perf_counter()
-    subprocess.run([sys.executable, "-c", IMPORTS.format(before=before)], check=True)
-    return time.perf_counter() - start, children_cpu_s() - cpu
+    return run_once([sys.executable, "-c", IMPORTS.format(before=before)])
 
 
 def main() -> None:
