@@ -1,6 +1,9 @@
 """bench/search_rate.py: rates from the stored trials, latencies compared only where networks match."""
 
 import datetime
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -34,3 +37,19 @@ def test_a_set_up_runs_exactly_its_budget_on_its_own_study(tmp_path):
 def test_two_workers_share_one_sqlite_file_and_run_exactly_the_budget(tmp_path):
     row = _rate.run("measured-2", f"sqlite:///{tmp_path / 'rate.db'}", 2, "measure", 4, space="tiny")
     assert row["trials"] == 4 and row["states"] == {"COMPLETE": 4} and row["workers"] == 2
+
+
+def test_an_exported_tree_s_packages_shadow_the_installed_ones(tmp_path):
+    tree = _rate.export_tree("HEAD", tmp_path / "tree")
+    shown = subprocess.run([sys.executable, "-c", "import nas, storage, search_spaces, scaling, dashboards as d; "
+                            "print('\\n'.join(m.__file__ for m in (nas, storage, search_spaces, scaling, d)))"],
+                           cwd=tmp_path, env=_rate.tree_env(tree), capture_output=True, text=True, check=True).stdout.split()
+    assert len(shown) == 5 and all(Path(f).is_relative_to(tree) for f in shown)
+
+
+@pytest.mark.slow  # a search in a process of its own
+def test_a_commit_s_tree_runs_its_own_default_search_in_a_folder_of_its_own(tmp_path):
+    tree = _rate.export_tree("HEAD", tmp_path / "tree")
+    row = _rate.run_tree("base", tree, tmp_path / "run", 2, space="tiny", args=("--workers", "1"))
+    assert row["trials"] == 2 and row["states"] == {"COMPLETE": 2} and row["per_hour"] > 0
+    assert (tmp_path / "run" / "nas.db").is_file() and row["wall_s"] > row["steady_s"]
