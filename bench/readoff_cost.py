@@ -36,6 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from _common import save
 
 from nas.data import load_proxy_data
+from nas.errors import NasError
 from nas.supernet import Supernet, SupernetSettings, calibration_batches, random_genotype
 from nas.threads import torch_threads
 from search_spaces import Genotype, get_space
@@ -82,8 +83,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="draws the candidates and the calibration images")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()
-    data = load_proxy_data(args.data, args.resolution)
-    space = get_space(args.space)
+    if args.candidates < 1:
+        parser.error("--candidates must be at least 1")
+    try:
+        data = load_proxy_data(args.data, args.resolution)
+        space = get_space(args.space)
+    except (NasError, ValueError) as err:
+        parser.error(str(err))
     batch_size = min(SupernetSettings.batch_size, len(data.x_train))  # as the estimator draws its calibration
     rng = random.Random(args.seed)
     with torch_threads(1):

@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -118,10 +119,8 @@ def run_tree(name: str, source: Path, folder: Path, trials: int, space: str = "m
     wall = time.perf_counter() - start
     frozen = optuna.load_study(study_name=f"rate-{name}", storage=url).get_trials(deepcopy=False)
     steady_s, per_hour = steady_state((t.datetime_complete for t in frozen), 1)
-    states: dict[str, int] = {}
-    for t in frozen:
-        states[t.state.name] = states.get(t.state.name, 0) + 1
-    return {"name": name, "workers": 1, "latency": "measured", "storage": "sqlite", "trials": len(frozen), "states": states,
+    return {"name": name, "workers": 1, "latency": "measured", "storage": "sqlite", "trials": len(frozen),
+            "states": dict(Counter(t.state.name for t in frozen)),
             "wall_s": wall, "steady_s": steady_s, "per_hour": per_hour,
             "wall_per_hour": 3600 * sum(t.datetime_complete is not None for t in frozen) / wall}
 
