@@ -65,6 +65,13 @@ TARGET_FACTOR = 10
 REPOSITORY = Path(__file__).resolve().parent.parent
 
 
+def rates(frozen: list[optuna.trial.FrozenTrial], workers: int, wall: float) -> dict[str, float]:
+    """A search's wall time, steady-state rate (after each worker's first trial) and whole-call rate."""
+    steady_s, per_hour = steady_state((t.datetime_complete for t in frozen), workers)
+    return {"wall_s": wall, "steady_s": steady_s, "per_hour": per_hour,
+            "wall_per_hour": 3600 * sum(t.datetime_complete is not None for t in frozen) / wall}
+
+
 def run(name: str, url: str, workers: int | None, latency_mode: str, trials: int, space: str = "mbconv") -> dict[str, Any]:
     """One default search of ``trials`` candidates on a study of its own; its rates and latencies.
     ``workers=None`` is the default ``--workers auto``."""
@@ -76,11 +83,9 @@ def run(name: str, url: str, workers: int | None, latency_mode: str, trials: int
     result = search(config, store, scale, top=0)
     wall = time.perf_counter() - start
     frozen = store.optuna().get_all_trials(store.optuna().get_study_id_from_name(config.study_name))
-    steady_s, per_hour = steady_state((t.datetime_complete for t in frozen), at_once)
     records = [TrialRecord.from_trial(t) for t in frozen]
     return {"name": name, "workers": at_once, "latency": result.latency_source, "storage": url.split(":")[0],
-            "trials": len(frozen), "states": result.counts, "wall_s": wall, "steady_s": steady_s,
-            "per_hour": per_hour, "wall_per_hour": 3600 * sum(t.datetime_complete is not None for t in frozen) / wall,
+            "trials": len(frozen), "states": result.counts, **rates(frozen, at_once, wall),
             "latency_ms": {r.arch_key: r.latency_ms for r in records if r.latency_ms is not None},
             "genotypes": {r.arch_key: record_genotype(r) for r in records if r.latency_ms is not None}}
 
@@ -118,11 +123,8 @@ def run_tree(name: str, source: Path, folder: Path, trials: int, space: str = "m
             raise SystemExit(f"the {name} search ({source}) failed with exit status {finished.returncode}: {last}")
     wall = time.perf_counter() - start
     frozen = optuna.load_study(study_name=f"rate-{name}", storage=url).get_trials(deepcopy=False)
-    steady_s, per_hour = steady_state((t.datetime_complete for t in frozen), 1)
     return {"name": name, "workers": 1, "latency": "measured", "storage": "sqlite", "trials": len(frozen),
-            "states": dict(Counter(t.state.name for t in frozen)),
-            "wall_s": wall, "steady_s": steady_s, "per_hour": per_hour,
-            "wall_per_hour": 3600 * sum(t.datetime_complete is not None for t in frozen) / wall}
+            "states": dict(Counter(t.state.name for t in frozen)), **rates(frozen, 1, wall)}
 
 
 def against_quiet(row: dict[str, Any], quiet: dict[str, float]) -> dict[str, Any] | None:
