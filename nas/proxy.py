@@ -4,8 +4,8 @@ On 16-32 px images a network with total stride 32 ends on a 1x1 map and ranks po
 proxy keeps every searched block but moves the earliest stride-2 blocks to stride 1 until the
 last feature map is at least 2x2, as CIFAR variants of ImageNet networks do.
 
-Networks train in channels-last layout: oneDNN's depthwise convolutions and their gradients are
-much faster in it on a CPU (``bench/layout.py``).
+Networks train as ``nas.cpu_speed`` makes a step fast on a CPU (channels-last, fused AdamW,
+explicit padding on the smallest maps).
 
 A one-epoch training is scored by progressive validation (Blum, Kalai and Langford 1999): each
 batch of the epoch's second half is scored as it arrives, before the step that learns from it, so
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
 
+from nas.cpu_speed import adamw, channels_last, pad_small_maps
 from nas.data import ProxyData
 from nas.errors import TrainingDiverged, UsageError
 from nas.turns import computing
@@ -73,11 +73,6 @@ def proxy_genotype(genotype: Genotype, resolution: int) -> Genotype:
     return genotype.with_max_stride(max_stride)
 
 
-def channels_last(model: torch.nn.Module) -> torch.nn.Module:
-    """``model`` in place in channels-last layout (NHWC), the faster one for its convolutions."""
-    return model.to(memory_format=torch.channels_last)
-
-
 def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
     model.eval()
     correct = 0
@@ -117,7 +112,8 @@ def train_proxy(
     torch.manual_seed(settings.seed)
     model = channels_last(build_model(proxy_genotype(genotype, settings.resolution),
                                       num_classes=data.num_classes, in_chans=data.in_chans))
-    optimizer = create_optimizer_v2(model, "adamw", lr=settings.lr, weight_decay=settings.weight_decay)
+    pad_small_maps(model, data.x_train)
+    optimizer = adamw(model, settings.lr, settings.weight_decay)
     steps_per_epoch = math.ceil(len(data.x_train) / settings.batch_size)
     total = settings.epochs * steps_per_epoch
     scheduler = CosineLRScheduler(optimizer, t_initial=total, warmup_t=min(20, total // 10),
@@ -170,8 +166,9 @@ def train_steps(model: torch.nn.Module, data: ProxyData, settings: TuneSettings,
         raise UsageError(f"batch_size {settings.batch_size} is more than {data.name}'s {len(data.x_train)} training images")
     torch.manual_seed(settings.seed)
     channels_last(model)
+    pad_small_maps(model, data.x_train)
     if settings.steps:
-        optimizer = create_optimizer_v2(model, "adamw", lr=settings.lr, weight_decay=settings.weight_decay)
+        optimizer = adamw(model, settings.lr, settings.weight_decay)
         scheduler = CosineLRScheduler(optimizer, t_initial=settings.steps, warmup_t=min(20, settings.steps // 10),
                                       warmup_lr_init=settings.lr / 10, t_in_epochs=False)
         generator = torch.Generator().manual_seed(settings.seed)

@@ -28,10 +28,11 @@ from timm.utils import ModelEmaV3
 
 from nas.architecture import Architecture
 from nas.checkpoint import CHECKPOINT_NAME, load_checkpoint, pack_optimizer, prefixed, save_checkpoint, unpack_optimizer
+from nas.cpu_speed import channels_last, pad_small_maps
 from nas.data import ProxyData
 from nas.errors import TrainingDiverged, UsageError
 from nas.latency import LatencySettings, Measurement, measure_network
-from nas.proxy import channels_last, evaluate
+from nas.proxy import evaluate
 from nas.recipe import Plan, TrainSettings, make_plan
 from nas.turns import computing
 from search_spaces import Genotype, build_model
@@ -149,6 +150,7 @@ def train(
     plan, data = make_plan(settings, model_spec.total_stride)
     torch.manual_seed(settings.seed)
     model = channels_last(model_spec.make(data.num_classes))  # a step 1.64x faster, median (bench/layout.py)
+    pad_small_maps(model, torch.zeros(1, 3, plan.resolution, plan.resolution))
     optimizer = create_optimizer_v2(model, settings.opt, lr=plan.lr, weight_decay=settings.weight_decay)
     scheduler = make_scheduler(optimizer, plan)
     if settings.init is not None and loaded is None:

@@ -20,10 +20,10 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 from timm.loss import SoftTargetCrossEntropy
-from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
 
 from nas.checkpoint import load_checkpoint, pack_optimizer, prefixed, read_state, save_checkpoint, unpack_optimizer
+from nas.cpu_speed import adamw
 from nas.data import ProxyData, load_proxy_data
 from nas.errors import TrainingDiverged, UsageError
 from nas.files import plain_name
@@ -207,10 +207,10 @@ def _train(settings: SupernetSettings, path: Path, resume: bool, observer: Super
     supernet = Supernet(space, num_classes=data.num_classes, in_chans=data.in_chans, resolution=settings.resolution)
     zero_classifier(supernet)
     params = list(supernet.params.values())
-    optimizer = create_optimizer_v2(
+    optimizer = adamw(
         [{"params": [p for p in params if p.ndim > 1]},  # no decay on BatchNorm and biases, as timm
          {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}],
-        "adamw", lr=settings.lr, weight_decay=settings.weight_decay)
+        settings.lr, settings.weight_decay)
     batch = min(settings.batch_size, len(data.x_train))
     steps_per_epoch = len(data.x_train) // batch
     total = settings.epochs * steps_per_epoch
