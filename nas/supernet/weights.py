@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import torch
 from torch.func import functional_call
 
-from nas.cpu_speed import pad_small_maps
 from nas.errors import UsageError
 from nas.proxy import proxy_genotype
 from nas.supernet.sampling import widest
@@ -131,7 +130,6 @@ class Supernet:
         for bn in module.modules():
             if isinstance(bn, torch.nn.BatchNorm2d):
                 bn.momentum = None  # statistics are a plain average over the batches seen (calibration)
-        pad_small_maps(module, torch.empty(1, self.in_chans, self.resolution, self.resolution, device="meta"))
         block_types = _block_types(genotype)
         sources = {}
         for name, param in module.named_parameters():
