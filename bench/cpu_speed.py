@@ -47,7 +47,9 @@ WAYS = ("before", "fused", "now")  # (fused AdamW, explicit padding): (no, no), 
 Layer = tuple[int, int, int, int]  # channels, input map side, kernel, stride
 
 
-def _trainers(genotype: Genotype, data: ProxyData, settings: ProxySettings, steps: int) -> tuple[dict, list[Layer]]:
+def trainers_for(genotype: Genotype, data: ProxyData, settings: ProxySettings, steps: int) -> tuple[dict, list[Layer]]:
+    """Each way's (model, optimizer, schedule), all from the same initial weights, and the layers
+    the padded way pads apart as (channels, input map, kernel, stride)."""
     torch.manual_seed(settings.seed)
     plain = channels_last(build_model(genotype, num_classes=data.num_classes, in_chans=data.in_chans)).train()
     models = {way: copy.deepcopy(plain) for way in WAYS}
@@ -76,7 +78,7 @@ def epoch_seconds(genotype: Genotype, data: ProxyData, settings: ProxySettings) 
     """One proxy epoch's seconds in each way, the three taking turns step by step, and the layers padded apart."""
     order = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(settings.seed))
     batches = [index for index in order.split(settings.batch_size) if len(index) >= 2]
-    trainers, layers = _trainers(genotype, data, settings, len(batches))
+    trainers, layers = trainers_for(genotype, data, settings, len(batches))
     seconds = dict.fromkeys(WAYS, 0.0)
     for number, index in enumerate(batches):
         x, y = data.x_train[index], data.y_train[index]

@@ -20,7 +20,7 @@ NETWORK = proxy_genotype(get_space("tiny").sample(optuna.trial.FixedTrial(
 
 @pytest.mark.usefixtures("one_thread")
 def test_the_three_ways_start_alike_and_differ_only_in_optimizer_and_padding():
-    trainers, layers = _bench._trainers(NETWORK, DATA, ProxySettings(), steps=10)
+    trainers, layers = _bench.trainers_for(NETWORK, DATA, ProxySettings(), steps=10)
     assert list(trainers) == ["before", "fused", "now"]
     assert [optimizer.defaults["fused"] for _, optimizer, _ in trainers.values()] == [False, True, True]
     before, fused, now = (model for model, _, _ in trainers.values())
