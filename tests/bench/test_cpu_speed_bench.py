@@ -1,21 +1,16 @@
 """bench/cpu_speed.py: its three ways start from the same weights and differ only in the optimizer
 and the padding, and it times exactly the layers `nas.cpu_speed` pads apart."""
 
-import optuna
 import pytest
 import torch
 from bench_scripts import load
+from small_maps import NETWORK, RESOLUTION
 
 from nas.data import load_proxy_data
-from nas.proxy import ProxySettings, proxy_genotype
-from search_spaces import get_space
+from nas.proxy import ProxySettings
 
 _bench = load("cpu_speed")
-DATA = load_proxy_data("digits", 16)
-# 5x5 kernels on maps of 8, 4 and 2 pixels at 16 px (tests/nas/test_cpu_speed.py's network)
-NETWORK = proxy_genotype(get_space("tiny").sample(optuna.trial.FixedTrial(
-    {f"s{i}_{k}": v for i in range(3)
-     for k, v in dict(op="mb3", kernel=5, se=0.25, act="hard_swish", skip=True, width=1.0, layers=1 if i else 0).items()})), 16)
+DATA = load_proxy_data("digits", RESOLUTION)
 
 
 @pytest.mark.usefixtures("one_thread")

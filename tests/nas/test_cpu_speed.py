@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 
-import optuna
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,14 +13,11 @@ from timm.optim import create_optimizer_v2
 
 from nas.cpu_speed import adamw, channels_last, pad_small_maps
 from nas.data import load_proxy_data
-from nas.proxy import ProxySettings, proxy_genotype
-from search_spaces import build_model, get_space
+from nas.proxy import ProxySettings
+from search_spaces import build_model
+from small_maps import NETWORK, RESOLUTION
 
-DATA = load_proxy_data("digits", 16)
-# 5x5 kernels on maps of 8, 4 and 2 pixels at 16 px: the proxy's stride rule leaves stage 3 at 2x2
-NETWORK = proxy_genotype(get_space("tiny").sample(optuna.trial.FixedTrial(
-    {f"s{i}_{k}": v for i in range(3)
-     for k, v in dict(op="mb3", kernel=5, se=0.25, act="hard_swish", skip=True, width=1.0, layers=1 if i else 0).items()})), 16)
+DATA = load_proxy_data("digits", RESOLUTION)
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest's
 
@@ -82,5 +78,5 @@ def test_only_depthwise_kernels_larger_than_their_map_are_padded_apart_and_the_n
 def test_a_network_built_on_the_meta_device_is_padded_from_an_empty_example():
     with torch.device("meta"):
         model = build_model(NETWORK, num_classes=DATA.num_classes, in_chans=DATA.in_chans)
-    changed = pad_small_maps(model, torch.empty(1, DATA.in_chans, 16, 16, device="meta"))
+    changed = pad_small_maps(model, torch.empty(1, DATA.in_chans, RESOLUTION, RESOLUTION, device="meta"))
     assert len(changed) == 3
