@@ -6,18 +6,23 @@ For each N in --steps: the reference's networks inside the supernet's space (the
 networks lie outside it) trained N steps from their inherited, BN-calibrated weights, and N steps
 from timm's initialisation with the same recipe (`nas.proxy.train_steps`: AdamW, cosine, the
 proxy's learning rate); Kendall tau and Spearman against the reference, signal-to-noise over two
-seeds, and seconds per network, one network at a time. With --search N, then the wall time of an
-N-candidate `nas search --estimator supernet:NAME,steps=S --latency lut` (S: --search-steps) in the
-supernet's folder, after the rankings (never beside them).
+seeds, and seconds per network. With --beside SPEC, also those estimators (`nas search
+--estimator SPEC` on --beside-data: the search's default, `train`, on digits) on the same networks.
+All rows take turns network by network (`rank_side_by_side`), so their seconds compare as one
+run's. With --search N, then the wall time of an N-candidate `nas search --estimator
+supernet:NAME,steps=S --latency lut` (S: --search-steps) in the supernet's folder, after the
+rankings (never beside them).
 
     python bench/supernet_finetune.py --supernet DIR/supernets/NAME.safetensors [--storage URL]
                                       [--reference NAME] [--steps 10 20 40] [--batch-size 32]
+                                      [--beside train ...] [--beside-data digits]
                                       [--search N --search-steps 20 --target-latency 20ms] [--results DIR] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -32,15 +37,16 @@ from rich.table import Table
 from _common import RESULTS, save
 from supernet import timed_search
 
-from nas.estimators.ranking import Ranking, held, load_reference, rank_estimator
+from nas.estimators.choose import make_estimator
+from nas.estimators.ranking import Ranking, held, load_reference, rank_side_by_side
 from nas.estimators.supernet import SupernetEstimator
 from nas.proxy import ProxySettings, TuneSettings
 from nas.refine.tune import Tuning
 from storage import Store
 
 
-def _row(start: str, tune: TuneSettings, ranking: Ranking) -> dict:
-    return {"start": start, "steps": tune.steps, "kendall_tau": ranking.kendall_tau, "spearman": ranking.spearman,
+def _row(start: str, steps: int | None, ranking: Ranking) -> dict:
+    return {"start": start, "steps": steps, "kendall_tau": ranking.kendall_tau, "spearman": ranking.spearman,
             "snr": ranking.snr, "seconds_per_arch": ranking.seconds_per_arch,
             "networks": len(ranking.scores)}
 
@@ -52,6 +58,9 @@ def main() -> None:
     parser.add_argument("--reference", default=None, help="reference name [default: the only one in --storage]")
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 20, 40])
     parser.add_argument("--batch-size", type=int, default=TuneSettings.batch_size)
+    parser.add_argument("--beside", nargs="*", default=[], metavar="SPEC",
+                        help="search estimators to rank beside the fine-tunes, e.g. train (the default search's)")
+    parser.add_argument("--beside-data", default="digits", help="their data [default: the search's, digits]")
     parser.add_argument("--search", type=int, default=0, help="then time a search of this many candidates (0: none)")
     parser.add_argument("--search-steps", type=int, default=20, help="fine-tune steps of the timed search's estimator")
     parser.add_argument("--target-latency", default="20ms")
@@ -61,21 +70,22 @@ def main() -> None:
     read_off = SupernetEstimator(args.supernet)
     whole = load_reference(Store.open(args.storage), args.reference)
     reference = held(whole, read_off)
-    rows = [_row("read-off", TuneSettings(0, ProxySettings.lr), rank_estimator(
-        reference, "supernet", lambda seed: read_off if seed == 0 else SupernetEstimator(args.supernet, seed=seed)))]
+    makers = {("read-off", 0): lambda seed: read_off if seed == 0 else SupernetEstimator(args.supernet, seed=seed)}
     for steps in args.steps:
         tune = TuneSettings(steps, ProxySettings.lr, batch_size=args.batch_size)
-
-        def inherited(seed: int, tune: TuneSettings = tune) -> SupernetEstimator:
-            return SupernetEstimator(args.supernet, tune=replace(tune, seed=seed), seed=seed)  # as make_estimator
-
-        def scratch(seed: int, tune: TuneSettings = tune) -> Tuning:
-            return Tuning(read_off.data, replace(tune, seed=seed), read_off.state["resolution"])
-
-        for start, make in (("inherited", inherited), ("scratch", scratch)):
-            rows.append(_row(start, tune, rank_estimator(reference, f"{start}-{steps}", make)))
-            print(f"{steps} steps from {start}: tau {rows[-1]['kendall_tau']:.3f}, "
-                  f"{rows[-1]['seconds_per_arch']:.2f} s / network", file=sys.stderr, flush=True)
+        makers["inherited", steps] = lambda seed, tune=tune: SupernetEstimator(  # as make_estimator
+            args.supernet, tune=replace(tune, seed=seed), seed=seed)
+        makers["scratch", steps] = lambda seed, tune=tune: Tuning(read_off.data, replace(tune, seed=seed),
+                                                                  read_off.state["resolution"])
+    for spec in args.beside:
+        makers[f"{spec} on {args.beside_data}", None] = lambda seed, spec=spec: make_estimator(
+            spec, args.beside_data, seed, space=read_off.state["space"])
+    labels = {key: key[0] if key[1] is None else f"{key[0]}-{key[1]}" for key in makers}
+    done = itertools.count(1)
+    networks = len(reference.accuracy) + len(reference.repeated)
+    rankings = rank_side_by_side(reference, {labels[key]: make for key, make in makers.items()}, lambda: print(
+        f"network {next(done)} of {networks} scored {len(makers)} ways", file=sys.stderr, flush=True))
+    rows = [_row(*key, rankings[labels[key]]) for key in makers]
     search = None
     if args.search:
         spec = f"supernet:{args.supernet.stem},steps={args.search_steps},batch_size={args.batch_size}"
@@ -96,7 +106,7 @@ def main() -> None:
     for column in ("start", "steps", "Kendall tau", "Spearman", "SNR", "s / network"):
         table.add_column(column, justify="left" if column == "start" else "right")
     for row in rows:
-        table.add_row(row["start"], str(row["steps"]), f"{row['kendall_tau']:.2f}", f"{row['spearman']:.2f}",
+        table.add_row(row["start"], "-" if row["steps"] is None else str(row["steps"]), f"{row['kendall_tau']:.2f}", f"{row['spearman']:.2f}",
                       "-" if row["snr"] is None else f"{row['snr']:.1f}", f"{row['seconds_per_arch']:.2f}")
     Console().print(table)
     if search is not None:

@@ -110,27 +110,45 @@ def rank_estimator(reference: Reference, label: str, make: Callable[[int], Accur
                    on_network: Callable[[], None] | None = None) -> Ranking:
     """Score every reference network the estimator can score with ``make(0)`` and the repeated
     ones with ``make(1)``."""
-    first = make(0)
-    reference = held(reference, first)
+    return rank_side_by_side(reference, {label: make}, on_network)[label]
+
+
+def rank_side_by_side(reference: Reference, makers: dict[str, Callable[[int], AccuracyEstimator]],
+                      on_network: Callable[[], None] | None = None) -> dict[str, Ranking]:
+    """``rank_estimator`` for several estimators on the networks all of them can score, taking
+    turns network by network (who goes first rotates): a slow spell of a shared machine falls on
+    all of them alike, so their seconds compare as one run's."""
+    labels = list(makers)
+    firsts = {label: make(0) for label, make in makers.items()}
+    for estimator in firsts.values():
+        reference = held(reference, estimator)
     if len(reference.accuracy) < 3:
-        raise UsageError(f"reference {reference.name!r} has {len(reference.accuracy)} trained networks {label} can "
-                         "score; ranking needs at least 3: build more with `nas estimators reference`")
-    scored: dict[str, list[float]] = {}
-    seconds = []
-    for seed, labels in ((0, list(reference.accuracy)), (1, list(reference.repeated))):
-        if not labels:
+        raise UsageError(f"reference {reference.name!r} has {len(reference.accuracy)} trained networks {', '.join(labels)} "
+                         "can score; ranking needs at least 3: build more with `nas estimators reference`")
+    scored: dict[str, dict[str, list[float]]] = {label: {} for label in labels}
+    seconds: dict[str, list[float]] = {label: [] for label in labels}
+    turn = 0
+    for seed, names in ((0, list(reference.accuracy)), (1, list(reference.repeated))):
+        if not names:
             continue
-        score = _score(first if seed == 0 else make(seed))
-        score(reference.networks[labels[0]])  # warm-up: one-off set-up (data, calibration) is not per-network cost
-        for name in labels:
-            start = time.perf_counter()
-            scored.setdefault(name, []).append(score(reference.networks[name]))
-            seconds.append(time.perf_counter() - start)
+        scores = {label: _score(firsts[label] if seed == 0 else makers[label](seed)) for label in labels}
+        for score in scores.values():
+            score(reference.networks[names[0]])  # warm-up: one-off set-up (data, calibration) is not per-network cost
+        for name in names:
+            for label in labels[turn % len(labels):] + labels[:turn % len(labels)]:
+                start = time.perf_counter()
+                scored[label].setdefault(name, []).append(scores[label](reference.networks[name]))
+                seconds[label].append(time.perf_counter() - start)
+            turn += 1
             if on_network is not None:
                 on_network()
-    labels = list(reference.accuracy)
-    ours = [scored[name][0] for name in labels]
-    truth = [reference.accuracy[name] for name in labels]
+    return {label: _ranking(reference, label, scored[label], seconds[label]) for label in labels}
+
+
+def _ranking(reference: Reference, label: str, scored: dict[str, list[float]], seconds: list[float]) -> Ranking:
+    names = list(reference.accuracy)
+    ours = [scored[name][0] for name in names]
+    truth = [reference.accuracy[name] for name in names]
     noise = [abs(s[0] - s[1]) / math.sqrt(2) for s in scored.values() if len(s) == 2]
     spread = statistics.pstdev(ours)
     snr = spread / statistics.fmean(noise) if noise and statistics.fmean(noise) > 0 else None

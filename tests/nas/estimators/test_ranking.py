@@ -10,7 +10,7 @@ from scipy.stats import kendalltau
 
 from nas.errors import DataError, UsageError
 from nas.estimators.choose import make_estimator, parse_spec
-from nas.estimators.ranking import Reference, load_reference, rank_estimator
+from nas.estimators.ranking import Reference, load_reference, rank_estimator, rank_side_by_side
 from nas.estimators.size import SizeEstimator
 from nas.estimators.training import ProxyTraining
 from nas.estimators.zero_cost import ZeroCost
@@ -96,6 +96,39 @@ def test_ranking_leaves_out_the_networks_an_estimator_cannot_score():
     assert ranking.kendall_tau == pytest.approx(kendalltau([5.0, 4.0, 1.0, 2.0], [0.9, 0.8, 0.7, 0.6]).statistic)
     with pytest.raises(UsageError, match="2 trained networks few can score; ranking needs at least 3"):
         rank_estimator(reference, "few", lambda seed: _Holding(by_key, set(keys[:2])))
+
+
+class _Logged(_Holding):
+    """A known estimator of some networks that writes each network it scores into a shared log."""
+
+    def __init__(self, scores: dict[str, float], held: set[str], label: str, log: list) -> None:
+        super().__init__(scores, held)
+        self.label, self.log = label, log
+
+    def score(self, genotype) -> float:
+        self.log.append((self.label, genotype.key))
+        return super().score(genotype)
+
+
+def test_side_by_side_ranks_each_estimator_as_alone_on_the_networks_all_can_score_taking_turns():
+    reference = _reference()
+    keys = [reference.networks[n].key for n in reference.networks]
+    ups, downs = dict(zip(keys, (5.0, 4.0, 1.0, 2.0, 3.0), strict=True)), dict(zip(keys, (1.0, 2.0, 3.0, 4.0, 5.0), strict=True))
+    log: list = []
+    rankings = rank_side_by_side(reference, {"ups": lambda seed: _Logged(ups, set(keys[:4]), "ups", log),
+                                             "downs": lambda seed: _Logged(downs, set(keys), "downs", log)})
+    assert set(rankings["ups"].scores) == set(rankings["downs"].scores) == set(SEED_NAMES[:4])  # what both can score
+    held = reference.restricted(set(SEED_NAMES[:4]))
+    for label, scores in (("ups", ups), ("downs", downs)):
+        alone = rank_estimator(held, label, lambda seed, scores=scores: _Known(scores, noise=0.0, seed=seed))
+        assert (rankings[label].kendall_tau, rankings[label].scores) == (alone.kendall_tau, alone.scores)
+    assert rankings["downs"].kendall_tau == pytest.approx(-1.0)
+    # seed 0 on the 4 networks, then seed 1 on the 3 repeated ones, each round after a warm-up of
+    # both on its first network; per network both estimators score it, who goes first taking turns
+    warm = [("ups", keys[0]), ("downs", keys[0])]
+    turns = [pair for i, key in enumerate(keys[:4] + keys[:3])
+             for pair in ((("ups", key), ("downs", key)) if i % 2 == 0 else (("downs", key), ("ups", key)))]
+    assert log == warm + turns[:8] + warm + turns[8:]
 
 
 def test_a_stored_reference_loads(tmp_path):
